@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is set up here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install eval-audio clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU wheel (any other torch pulls a multi-GB CUDA build);
+# then the project, whose torch range 2.13 satisfies.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/streamad demo
+
+# Long evaluation (not part of the tests): see docs/EVAL.md
+eval-audio: $(STAMP)
+	$(PY) -m streamad.benchmarks.audio_eval
+
+clean:
+	rm -rf $(VENV) demo-out eval-out

@@ -1,0 +1,100 @@
+"""Post-processing stored with the model: score standardisation and the threshold.
+
+* Each score component is standardised with the median and a robust scale
+  (IQR / 1.349) of the held-back normal windows, so none dominates by scale; the
+  anomaly score is the weighted mean of the standardised components.
+* The alert decision uses the k-th largest score of the last n windows
+  (``smooth``), the same rule the daemon applies.
+* The threshold targets a false-alert rate: with one window every ``hop_s``
+  seconds, a rate of r alerts/hour means a per-window exceedance probability of
+  r * hop_s / 3600. Held-back normal audio is usually far shorter than an hour,
+  so the tail above the 90th percentile is modelled as exponential (peaks over
+  threshold) and extrapolated; the threshold is never below the largest held-back
+  normal score.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def smooth(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+    """k-th largest of the last n scores at each position (k = n = 1: identity)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if n <= 1 or len(s) == 0:
+        return s.copy()
+    pad = np.concatenate([np.full(n - 1, -np.inf), s])
+    view = np.lib.stride_tricks.sliding_window_view(pad, n)
+    return np.sort(view, axis=1)[:, n - k]
+
+
+@dataclass
+class Calibration:
+    center: dict[str, float]
+    scale: dict[str, float]
+    weights: dict[str, float]
+    threshold: float = math.inf
+    hop_s: float = 1.0
+    target_false_alerts_per_hour: float = 1.0
+    min_windows: int = 1
+    of_windows: int = 1
+    holdout: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit_components(cls, comps: dict[str, np.ndarray], weights: dict[str, float] | None = None,
+                       **kw: Any) -> "Calibration":
+        center, scale = {}, {}
+        for k, v in comps.items():
+            v = np.asarray(v, dtype=np.float64)
+            q25, q50, q75 = np.percentile(v, [25, 50, 75])
+            s = (q75 - q25) / 1.349
+            if not s > 1e-12:
+                s = float(v.std()) or 1.0
+            center[k], scale[k] = float(q50), float(s)
+        w = {k: 1.0 for k in comps} if weights is None else {k: float(weights.get(k, 0.0)) for k in comps}
+        if not any(w.values()):
+            raise ValueError("all score weights are zero")
+        return cls(center=center, scale=scale, weights=w, **kw)
+
+    def combine(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        total = sum(self.weights.values())
+        out = None
+        for k, w in self.weights.items():
+            if not w:
+                continue
+            z = (np.asarray(comps[k], dtype=np.float64) - self.center[k]) / self.scale[k]
+            out = w * z if out is None else out + w * z
+        return out / total
+
+    def fit_threshold(self, sequences: list[np.ndarray]) -> None:
+        """Choose the threshold from held-back normal score sequences (one per recording)."""
+        sm = np.concatenate([smooth(s, self.min_windows, self.of_windows) for s in sequences])
+        sm = sm[np.isfinite(sm)]
+        if len(sm) < 2:
+            raise ValueError("need at least 2 held-back normal windows to calibrate a threshold")
+        p = self.target_false_alerts_per_hour * self.hop_s / 3600.0
+        u = float(np.percentile(sm, 90))
+        exc = sm[sm > u] - u
+        beta = float(exc.mean()) if len(exc) else float(sm.std() or 1.0)
+        tail = u + beta * math.log(0.1 / p) if p < 0.1 else float(np.percentile(sm, 100 * (1 - p)))
+        top = float(sm.max())
+        self.threshold = max(tail, top + 1e-9 * max(1.0, abs(top)))
+        hours = len(sm) * self.hop_s / 3600.0
+        self.holdout = {"windows": int(len(sm)), "hours": hours, "max_score": top,
+                        "p90": u, "tail_beta": beta, "tail_threshold": tail,
+                        "per_window_rate": p}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["threshold"] = self.threshold if math.isfinite(self.threshold) else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+        d = dict(d)
+        if d.get("threshold") is None:
+            d["threshold"] = math.inf
+        return cls(**d)

@@ -1,0 +1,284 @@
+"""Command line: streamad {train,score,eval,run,replay,broker,demo}."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """Any user-facing error: printed as one line, exit code 2."""
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from streamad.broker import BrokerError
+    from streamad.config import ConfigError
+    from streamad.io.files import InputError
+    from streamad.models.base import TrainingError
+    from streamad.pipeline import ModelFileError
+    from streamad.train import DataError
+
+    return (CliError, ConfigError, InputError, ModelFileError, DataError, TrainingError, BrokerError)
+
+
+def _load_config(path: str | None, kind: str | None = None):
+    from streamad import config as C
+
+    if path is None:
+        return C.from_dict({"kind": kind} if kind else {})
+    return C.load(path)
+
+
+def _series_opts(a: argparse.Namespace) -> dict:
+    split = lambda s: [c.strip() for c in s.split(",") if c.strip()] if s else None  # noqa: E731
+    return {"time_column": getattr(a, "time_column", None), "value_columns": split(getattr(a, "value_columns", None)),
+            "label_column": getattr(a, "label_column", None)}
+
+
+def _add_series_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("numeric series (CSV / WFDB)")
+    g.add_argument("--time-column", help="CSV column with timestamps (epoch seconds or ISO-8601)")
+    g.add_argument("--value-columns", help="comma-separated CSV columns to use as channels (default: all numeric)")
+    g.add_argument("--label-column", help="CSV column with 0/1 anomaly labels (evaluation only)")
+
+
+# -- commands ---------------------------------------------------------------------
+def cmd_broker(a: argparse.Namespace) -> int:
+    from streamad.broker import EmbeddedBroker
+
+    b = EmbeddedBroker(port=a.port).start()
+    print(b.bootstrap, flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"] and b.proc and b.proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        b.stop()
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from streamad.train import load_recordings, train_model
+
+    cfg = _load_config(a.config)
+    if a.detector:
+        cfg.model.detector = a.detector
+    if a.steps is not None:
+        cfg.model.params["steps"] = a.steps
+    if a.seed is not None:
+        cfg.train.seed = a.seed
+    t0 = time.monotonic()
+    recs = load_recordings(cfg, a.normal, **_series_opts(a))
+    model = train_model(cfg, recs, a.out, show_progress=not a.quiet, device=a.device)
+    info = {"model_dir": str(a.out), "model_version": model.version, "detector": model.name,
+            "threshold": model.threshold, "wall_s": round(time.monotonic() - t0, 1), **model.meta["training"]}
+    print(json.dumps(info))
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from streamad.scoring import score_files
+
+    for rec in score_files(a.model, a.files, device=a.device, **_series_opts(a)):
+        sys.stdout.write(json.dumps(rec) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from streamad import evaluate
+
+    if a.series:
+        res = evaluate.eval_series_cli(a.model, a.series, out=a.out, nab_out=a.nab_out, device=a.device,
+                                       **_series_opts(a))
+    else:
+        if not (a.normal and a.events):
+            raise CliError("eval: audio evaluation needs --normal DIR and --events DIR (or --series FILE...)")
+        ebrs = [float(x) for x in a.ebr.split(",")]
+        res = evaluate.eval_audio(a.model, a.normal, a.events, ebrs=ebrs, seed=a.seed, out=a.out,
+                                  device=a.device, top_alerts=a.top)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from streamad.broker import EmbeddedBroker
+    from streamad.daemon import Daemon, Pipeline, setup_logging
+    from streamad.io.kafka import ensure_topics
+    from streamad.pipeline import AnomalyModel
+    from streamad.worker import Worker
+
+    setup_logging(a.log_level)
+    cfgs = [_load_config(c) for c in a.config]
+    if a.model and len(cfgs) > 1:
+        raise CliError("run: --model only with a single --config (set model.path in each config)")
+    pipes = {}
+    for path, cfg in zip(a.config, cfgs):
+        mdir = a.model or cfg.model.path
+        model = AnomalyModel.load(mdir, device=a.device or cfg.model.device)
+        pipes[path] = Pipeline.build(cfg, model)
+    k = cfgs[0].kafka
+    broker = None
+    bootstrap = a.bootstrap or k.bootstrap_servers
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=k.embedded_port).start()
+        bootstrap = broker.bootstrap
+        print(f"streamad: embedded broker at {bootstrap}", file=sys.stderr, flush=True)
+        if k.session_timeout_ms is None:  # the embedded broker holds joins for session/2
+            k.session_timeout_ms, k.heartbeat_interval_ms = 2000, 600
+    try:
+        topics = [t for c in cfgs for t in c.kafka.input_topics + [c.kafka.alert_topic, c.kafka.dead_letter_topic]]
+        try:
+            ensure_topics(bootstrap, topics, k.partitions, k.client)
+        except Exception as e:  # external clusters may forbid topic creation: the topics must exist then
+            print(f"streamad: could not create topics ({e}); assuming they exist", file=sys.stderr)
+        daemon = Daemon(pipes, bootstrap, k, Worker(cfgs[0].worker.max_batch), cfgs[0].worker.idle_stream_s)
+        if a.print_alerts:
+            daemon.on_alert = lambda al: print(json.dumps(al), flush=True)
+        if a.score_log:
+            daemon.score_log = open(a.score_log, "a", encoding="utf-8")
+        try:
+            return daemon.run(max_seconds=a.max_seconds)
+        finally:
+            if daemon.score_log:
+                daemon.score_log.close()
+    finally:
+        if broker:
+            broker.stop()
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    from streamad.config import KafkaConfig
+    from streamad.io.files import list_audio, load_audio
+    from streamad.io.kafka import producer
+    from streamad.io.replay import replay_signal
+
+    files = list_audio(a.files)
+    if not files:
+        raise CliError("replay: no audio files given")
+    prod = producer(KafkaConfig(), a.bootstrap)
+    ts = a.start_ts
+    try:
+        for f in files:
+            sig = load_audio(f, a.sample_rate)
+            print(f"replay {f} ({len(sig) / a.sample_rate:.1f} s) -> {a.topic} [{a.stream_id}]", file=sys.stderr)
+            ts = replay_signal(prod, a.topic, a.stream_id, sig, a.sample_rate, start_ts=ts, speed=a.speed,
+                               chunk_s=a.chunk_s, dtype=a.dtype)
+    finally:
+        prod.close(timeout=10)
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from streamad.demo import run_demo
+
+    return run_demo(a)
+
+
+# -- parser -----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamad", description="Streaming anomaly monitor for sound and signals.")
+    from streamad import __version__
+
+    p.add_argument("--version", action="version", version=f"streamad {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("broker", help="run the embedded Kafka-compatible broker until interrupted")
+    s.add_argument("--port", type=int, default=0, help="port (default: a free one); the address is printed")
+    s.set_defaults(func=cmd_broker)
+
+    s = sub.add_parser("train", help="train and calibrate a model on normal recordings")
+    s.add_argument("--config", required=True, help="YAML config (configs/audio.yaml, sensor.yaml, heartrate.yaml)")
+    s.add_argument("--normal", nargs="+", required=True, metavar="DIR_OR_FILE", help="normal recordings")
+    s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    s.add_argument("--detector", help="override model.detector (gmgan, ganomaly, cae, frame_gmm)")
+    s.add_argument("--steps", type=int, help="override model.params.steps (training length)")
+    s.add_argument("--seed", type=int, help="override train.seed")
+    s.add_argument("--device", help="cpu, cuda, cuda:N (default: config model.device)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_series_args(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("score", help="score files; one JSON object per window on stdout")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--device", default="cpu", help="scoring device (default cpu, deterministic)")
+    _add_series_args(s)
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("eval", help="evaluate a model: events mixed into normal audio, or labelled series")
+    s.add_argument("--model", required=True, metavar="MODEL_DIR")
+    s.add_argument("--normal", metavar="DIR", help="held-out normal recordings (audio)")
+    s.add_argument("--events", metavar="DIR", help="event recordings to mix in (audio)")
+    s.add_argument("--ebr", default="-6,0,6", help="event-to-background ratios in dB (default -6,0,6)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--top", type=int, default=3, help="residual PNGs for the top N alerts")
+    s.add_argument("--series", nargs="+", metavar="FILE", help="labelled CSV/WFDB series to evaluate")
+    s.add_argument("--nab-out", metavar="DIR", help="also write NAB detection CSVs here (series)")
+    s.add_argument("--out", default="eval-out", metavar="DIR", help="where PNGs go (default eval-out)")
+    s.add_argument("--device", default="cpu")
+    _add_series_args(s)
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("run", help="run the daemon: consume, score, publish alerts")
+    s.add_argument("--config", required=True, action="append", help="YAML config; repeat to run several pipelines")
+    s.add_argument("--model", help="model directory (default: model.path from the config)")
+    s.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
+    s.add_argument("--device", help="override model.device")
+    s.add_argument("--print-alerts", action="store_true", help="also print alerts as JSON lines on stdout")
+    s.add_argument("--max-seconds", type=float, help="stop after this long (testing)")
+    s.add_argument("--score-log", metavar="FILE", help="append one JSON line per scored window (audit trail)")
+    s.add_argument("--log-level", default="INFO")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("replay", help="publish audio files as a live chunk stream")
+    s.add_argument("--bootstrap", required=True, metavar="HOST:PORT")
+    s.add_argument("--topic", required=True)
+    s.add_argument("--stream-id", required=True)
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--speed", type=float, default=1.0, help="x real time; 0 = as fast as possible")
+    s.add_argument("--chunk-s", type=float, default=0.1, help="seconds of audio per record")
+    s.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate (the model's)")
+    s.add_argument("--dtype", choices=("int16", "float32"), default="int16")
+    s.add_argument("--start-ts", type=float, help="capture time of the first sample (default: now)")
+    s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")
+    s.add_argument("--ambient", default=None, help="normal recordings (default ../shared/data/audio/ambient)")
+    s.add_argument("--events", nargs="+", default=None,
+                   help="event recordings (default glass-sfx and babycry from ../shared/data/audio)")
+    s.add_argument("--config", default=None, help="audio config (default configs/audio.yaml if present)")
+    s.add_argument("--speed", type=float, default=8.0, help="replay speed (x real time)")
+    s.add_argument("--n-events", type=int, default=12, help="events to insert")
+    s.add_argument("--steps", type=int, default=None, help="training steps (default: config)")
+    s.add_argument("--work", default="demo-out", help="where the demo model and report go")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("KMP_WARNINGS", "0")
+    try:
+        return args.func(args)
+    except _expected_errors() as e:
+        print(f"streamad: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

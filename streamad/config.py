@@ -1,0 +1,241 @@
+"""Typed configuration loaded from YAML.
+
+Every section is a dataclass; unknown keys and wrong types are rejected with one
+line that names the offending key (``ConfigError``), which the CLI turns into
+exit code 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the key."""
+
+
+@dataclass
+class KafkaConfig:
+    bootstrap_servers: str | None = None  # None -> start the embedded broker
+    embedded_port: int = 0  # port for the embedded broker (0 = any free port)
+    input_topics: list[str] = field(default_factory=lambda: ["audio"])
+    alert_topic: str = "alerts"
+    dead_letter_topic: str = "dead-letter"
+    group_id: str = "streamad"
+    partitions: int = 4  # used when streamad creates missing topics
+    # Small values only work against the embedded broker (Apache Kafka needs >= 6000).
+    session_timeout_ms: int | None = None
+    heartbeat_interval_ms: int | None = None
+    max_poll_records: int = 500
+    poll_timeout_ms: int = 200
+    # Extra kafka-python options passed through verbatim (security_protocol,
+    # sasl_mechanism, sasl_plain_username, ssl_cafile, ...).
+    client: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 16000
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    n_fft: int = 1024
+    n_mels: int = 32
+    frames: int = 32
+    fmin: float = 50.0
+    fmax: float | None = None  # None -> sample_rate / 2
+    # Chunks whose capture time jumps by more than this from the expected next
+    # sample start a new segment (the partial window before the gap is dropped).
+    gap_tolerance_s: float = 0.05
+
+
+@dataclass
+class SeriesConfig:
+    channels: list[str] = field(default_factory=list)  # empty -> learned from training data
+    representation: str = "patch"  # "patch" | "spectrogram"
+    rate_hz: float = 1.0  # expected readings per second
+    window: int = 64  # readings per window
+    hop: int = 16  # readings between window starts
+    late_tolerance_s: float = 5.0  # late readings within this are placed, older go to DLQ
+    max_gap: int = 3  # missing readings filled by interpolation up to this many; longer -> segment restarts
+
+
+@dataclass
+class ModelConfig:
+    detector: str = "gmgan"
+    path: str = "models/audio"  # model directory used by `streamad run`
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    params: dict[str, Any] = field(default_factory=dict)  # detector hyper-parameters
+    # Weight of each standardised score component (empty -> all equal), e.g. {irec: 1, energy: 0.5}
+    score_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    train_hop_s: float = 0.125  # denser windows for training than for scoring
+    holdout_fraction: float = 0.2  # normal windows held back for calibration
+    max_minutes: float | None = None  # optional wall-clock cap on fitting
+
+
+@dataclass
+class AlertConfig:
+    target_false_alerts_per_hour: float = 1.0
+    min_windows: int = 1  # windows over threshold (within `of_windows`) before an alert
+    of_windows: int = 1
+    cooldown_s: float = 2.0  # windows within this time after an alert extend it
+
+
+@dataclass
+class WorkerConfig:
+    max_batch: int = 256
+    idle_stream_s: float = 300.0  # a stream silent this long is forgotten (its partial window dropped)
+
+
+@dataclass
+class Config:
+    kind: str = "audio"  # audio | series
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    series: SeriesConfig = field(default_factory=SeriesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "kind": ("audio", "series"),
+    "series.representation": ("patch", "spectrogram"),
+}
+_POSITIVE = {
+    "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
+    "audio.frames", "series.rate_hz", "series.window", "series.hop", "kafka.partitions",
+    "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
+    "alerts.min_windows", "alerts.of_windows",
+}
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported type")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in data:
+        if k not in names:
+            where = f"{prefix}.{k}" if prefix else str(k)
+            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, data[f.name], key)
+        else:
+            kwargs[f.name] = _check_type(data[f.name], tp, key)
+    return cls(**kwargs)
+
+
+def validate(cfg: Config) -> Config:
+    for key, allowed in _CHOICES.items():
+        v = _get(cfg, key)
+        if v not in allowed:
+            raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {v!r}")
+    for key in _POSITIVE:
+        v = _get(cfg, key)
+        if v is None or v <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {v!r}")
+    a = cfg.audio
+    if a.hop_s > a.window_s:
+        raise ConfigError(f"audio.hop_s: must be <= audio.window_s ({a.window_s}), got {a.hop_s}")
+    if a.n_fft > a.window_s * a.sample_rate:
+        raise ConfigError(f"audio.n_fft: must fit in one window ({int(a.window_s * a.sample_rate)} samples)")
+    if a.fmax is not None and not 0 < a.fmax <= a.sample_rate / 2:
+        raise ConfigError(f"audio.fmax: must be in (0, sample_rate/2], got {a.fmax}")
+    if cfg.series.hop > cfg.series.window:
+        raise ConfigError("series.hop: must be <= series.window")
+    if cfg.alerts.min_windows > cfg.alerts.of_windows:
+        raise ConfigError("alerts.min_windows: must be <= alerts.of_windows")
+    if not 0 < cfg.train.holdout_fraction < 1:
+        raise ConfigError("train.holdout_fraction: must be in (0, 1)")
+    if not cfg.kafka.input_topics:
+        raise ConfigError("kafka.input_topics: needs at least one topic")
+    return cfg
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def from_dict(data: dict[str, Any] | None) -> Config:
+    return validate(_build(Config, data or {}, ""))
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"config file {p}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {p}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    return from_dict(data)

@@ -1,0 +1,48 @@
+"""Reading audio files: any rate / channel count -> mono float32 at the target rate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
+
+
+class InputError(ValueError):
+    """A missing or unreadable input file; the message is one line."""
+
+
+def list_audio(paths: list[str | Path]) -> list[Path]:
+    """Expand directories (recursively) into sorted audio files; keep explicit files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS and f.is_file()))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    return out
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode, mix down to mono and resample to ``sample_rate``."""
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types; fall back to librosa/audioread
+        try:
+            import librosa
+
+            y, sr = librosa.load(str(path), sr=None, mono=True)
+            x = y[:, None]
+        except Exception:
+            raise InputError(f"{path}: cannot decode audio ({str(e).splitlines()[0][:120]})") from None
+    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    if sr != sample_rate and len(x):
+        import librosa
+
+        x = librosa.resample(x, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(x, dtype=np.float32)

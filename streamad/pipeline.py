@@ -1,0 +1,174 @@
+"""A self-contained, versioned model: front end -> detector -> calibration.
+
+MODEL_DIR/
+  model.json   format, versions, config used, detector name + params, calibration,
+               training summary
+  weights.pt   flat dict of tensors (front-end statistics + detector state),
+               loaded with torch.load(weights_only=True)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamad import __version__
+from streamad.calibrate import Calibration
+from streamad.config import Config, ConfigError, from_dict
+from streamad.models.base import Detector
+from streamad.models.registry import create
+
+FORMAT = 1
+
+
+class ModelFileError(ValueError):
+    """A model directory that cannot be used; one-line message."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"model.device: {name!r} requested but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"model.device: invalid device {name!r}") from None
+
+
+def make_frontend(cfg: Config):
+    if cfg.kind == "audio":
+        from streamad.windows.audio import LogMelFrontend
+
+        return LogMelFrontend(cfg.audio)
+    from streamad.windows.series import SeriesFrontend
+
+    return SeriesFrontend(cfg.series)
+
+
+class AnomalyModel:
+    def __init__(self, cfg: Config, frontend: Any, detector: Detector,
+                 calibration: Calibration | None = None, meta: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.frontend = frontend
+        self.detector = detector
+        self.calibration = calibration
+        self.meta = meta or {}
+        self.device = detector.device
+
+    @property
+    def version(self) -> str:
+        return self.meta.get("model_version", "unsaved")
+
+    @property
+    def name(self) -> str:
+        return self.detector.name
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold if self.calibration else math.inf
+
+    def to(self, device: torch.device) -> "AnomalyModel":
+        self.detector.to(device)
+        self.device = torch.device(device)
+        return self
+
+    def patches(self, raw: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)).to(self.device)
+        with torch.no_grad():
+            return self.frontend.transform(x)
+
+    def components(self, raw: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
+        parts: list[dict[str, np.ndarray]] = []
+        for i in range(0, len(raw), batch):
+            parts.append(self.detector.score_components(self.patches(raw[i:i + batch])))
+        if not parts:
+            return {}
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def score(self, raw: np.ndarray, batch: int = 512) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if len(raw) == 0:
+            return np.zeros(0), {}
+        comps = self.components(raw, batch)
+        if self.calibration is None:
+            raise ModelFileError("model is not calibrated")
+        return self.calibration.combine(comps), comps
+
+    # -- persistence ----------------------------------------------------------
+    def save(self, out: str | Path, training: dict[str, Any] | None = None) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {f"frontend.{k}": v for k, v in self.frontend.state().items()}
+        state.update({f"detector.{k}": v for k, v in self.detector.state().items()})
+        tmp = out / "weights.pt.tmp"
+        torch.save(state, tmp)
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:12]
+        tmp.replace(out / "weights.pt")
+        cfgd = self.cfg.to_dict()
+        self.meta = {
+            "format": FORMAT,
+            "streamad_version": __version__,
+            "model_version": f"{self.detector.name}-{digest}",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "kind": self.cfg.kind,
+            "detector": self.detector.name,
+            "params": self.detector.params,
+            "config": {k: cfgd[k] for k in ("kind", "audio", "series", "model", "alerts", "train")},
+            "frontend": self.frontend.describe(),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "training": training or self.meta.get("training", {}),
+            "weights_sha256_12": digest,
+        }
+        (out / "model.json").write_text(json.dumps(self.meta, indent=2, default=_json_default))
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "auto") -> "AnomalyModel":
+        path = Path(path)
+        mj, wp = path / "model.json", path / "weights.pt"
+        if not mj.is_file() or not wp.is_file():
+            raise ModelFileError(f"{path}: not a streamad model directory (needs model.json and weights.pt)")
+        try:
+            meta = json.loads(mj.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"{mj}: unreadable model description ({e})") from None
+        if meta.get("format") != FORMAT:
+            raise ModelFileError(f"{mj}: unsupported model format {meta.get('format')!r} (expected {FORMAT})")
+        try:
+            state = torch.load(wp, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ModelFileError(f"{wp}: cannot load weights safely ({str(e).splitlines()[0][:160]})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ModelFileError(f"{wp}: expected a flat dict of tensors")
+        try:
+            cfg = from_dict(meta["config"])
+            frontend = make_frontend(cfg)
+            frontend.load_state({k[9:]: v for k, v in state.items() if k.startswith("frontend.")})
+            det = create(meta["detector"], meta["params"])
+            dev = device if isinstance(device, torch.device) else resolve_device(device)
+            det.to(dev)
+            det.load_state({k[9:]: v for k, v in state.items() if k.startswith("detector.")})
+            det.to(dev)
+            cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+        except ConfigError:
+            raise
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: model files do not match ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:160]})") from None
+        m = cls(cfg, frontend, det, cal, meta)
+        m.device = dev
+        return m
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")

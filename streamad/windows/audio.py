@@ -1,0 +1,108 @@
+"""Audio front end: windows of samples -> standardised 32x32 log-mel patches.
+
+Log-mel uses ``torch.stft`` with librosa's mel matrix, so it runs on the scoring
+device (GPU when present). Per-band mean/std are learned on the training windows
+and stored with the model.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamad.config import AudioConfig
+
+
+class LogMelFrontend:
+    kind = "audio"
+
+    def __init__(self, cfg: AudioConfig):
+        self.cfg = cfg
+        self.sr = cfg.sample_rate
+        self.window = int(round(cfg.window_s * cfg.sample_rate))
+        self.hop = int(round(cfg.hop_s * cfg.sample_rate))
+        self.frames = cfg.frames
+        self.n_fft = cfg.n_fft
+        self.hop_length = max(1, (self.window - self.n_fft) // max(1, self.frames - 1))
+        import librosa  # heavy import, only when a frontend is built
+
+        mel = librosa.filters.mel(sr=self.sr, n_fft=self.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
+                                  fmax=cfg.fmax or self.sr / 2)
+        self.mel = torch.from_numpy(mel.astype(np.float32))
+        self.stft_window = torch.hann_window(self.n_fft)
+        self.mean = torch.zeros(cfg.n_mels, 1)
+        self.std = torch.ones(cfg.n_mels, 1)
+        self._dev: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    @property
+    def rate(self) -> float:
+        """Samples per second (window/hop units)."""
+        return float(self.sr)
+
+    def train_hop(self, cfg) -> int:
+        return max(1, int(round(cfg.train.train_hop_s * self.sr)))
+
+    # -- state ------------------------------------------------------------------
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"band_mean": self.mean.clone(), "band_std": self.std.clone()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.mean = state["band_mean"].float()
+        self.std = state["band_std"].float()
+        self._dev.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return {"window_samples": self.window, "hop_samples": self.hop, "hop_length": self.hop_length}
+
+    def _consts(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        k = str(device)
+        if k not in self._dev:
+            self._dev[k] = tuple(t.to(device) for t in (self.mel, self.stft_window, self.mean, self.std))
+        return self._dev[k]
+
+    # -- transform --------------------------------------------------------------
+    def logmel(self, waves: torch.Tensor) -> torch.Tensor:
+        """(B, samples) -> (B, n_mels, frames) log-mel power in dB (unstandardised)."""
+        mel, win, _, _ = self._consts(waves.device)
+        spec = torch.stft(waves, self.n_fft, hop_length=self.hop_length, window=win, center=False,
+                          return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        m = torch.matmul(mel, power)[..., : self.frames]
+        return 10.0 * torch.log10(m.clamp_min(1e-10))
+
+    def fit(self, waves: np.ndarray, batch: int = 512) -> None:
+        """Learn per-band mean and std from training windows (N, samples)."""
+        self.mean = torch.zeros(self.cfg.n_mels, 1)
+        self.std = torch.ones(self.cfg.n_mels, 1)
+        self._dev.clear()
+        sums = torch.zeros(self.cfg.n_mels, dtype=torch.float64)
+        sq = torch.zeros_like(sums)
+        count = 0
+        for i in range(0, len(waves), batch):
+            lm = self.logmel(torch.from_numpy(np.asarray(waves[i:i + batch], dtype=np.float32))).double()
+            sums += lm.sum(dim=(0, 2))
+            sq += lm.square().sum(dim=(0, 2))
+            count += lm.shape[0] * lm.shape[2]
+        mean = sums / count
+        std = (sq / count - mean.square()).clamp_min(1e-6).sqrt()
+        self.mean = mean.float().unsqueeze(1)
+        self.std = std.float().clamp_min(0.5).unsqueeze(1)  # floor: a silent band must not explode
+        self._dev.clear()
+
+    def transform(self, waves: torch.Tensor) -> torch.Tensor:
+        """(B, samples) -> (B, 1, n_mels, frames) standardised patches."""
+        _, _, mean, std = self._consts(waves.device)
+        return ((self.logmel(waves) - mean) / std).unsqueeze(1)
+
+    def stack(self, windows: list) -> np.ndarray:
+        return np.stack([w.data for w in windows]).astype(np.float32, copy=False)
+
+
+def frame_windows(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """All full windows along axis 0: (T, ...) -> (N, window, ...) float32 copy."""
+    if len(signal) < window:
+        return np.zeros((0, window) + signal.shape[1:], dtype=np.float32)
+    n = 1 + (len(signal) - window) // hop
+    idx = np.arange(window)[None, :] + hop * np.arange(n)[:, None]
+    return np.asarray(signal[idx], dtype=np.float32)

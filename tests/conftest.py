@@ -1,0 +1,69 @@
+"""Shared fixtures: one real broker process per session, real recordings from ../shared/data."""
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("STREAMAD_DATA", ROOT.parent / "shared" / "data"))
+AMBIENT = DATA / "audio" / "ambient"
+BABYCRY = DATA / "audio" / "babycry"
+GLASS = DATA / "audio" / "glass-sfx"
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)  # tests run beside daemon subprocesses: avoid thread oversubscription
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not AMBIENT.is_dir():
+        raise RuntimeError(f"shared data not found at {DATA} (set STREAMAD_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def broker():
+    from streamad.broker import EmbeddedBroker
+
+    b = EmbeddedBroker().start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def unique():
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def ambient_files(data_dir) -> list[Path]:
+    return sorted(AMBIENT.glob("*.wav"))
+
+
+@pytest.fixture(scope="session")
+def audio_model(tmp_path_factory, ambient_files) -> Path:
+    """A small GMGAN trained on 12 real ambient recordings (2 minutes), used by CLI and daemon tests."""
+    from streamad.config import from_dict
+    from streamad.train import load_recordings, train_model
+
+    out = tmp_path_factory.mktemp("model") / "audio"
+    cfg = from_dict({"model": {"detector": "gmgan", "params": {"steps": 300}},
+                     "train": {"train_hop_s": 0.25}})
+    train_files = ambient_files[0::4][:12]
+    train_model(cfg, load_recordings(cfg, train_files), out, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def heldout_ambient(ambient_files) -> list[Path]:
+    """Ambient recordings the session model never saw."""
+    return ambient_files[2::4][:6]

@@ -1,0 +1,55 @@
+import numpy as np
+
+from streamad.windows.buffers import AudioStreamBuffer
+
+SR = 100
+
+
+def _buf():
+    return AudioStreamBuffer("s", SR, window=100, hop=50, gap_tolerance=2)
+
+
+def test_windows_on_absolute_grid_with_offsets():
+    b = _buf()
+    out = []
+    x = np.arange(400, dtype=np.float32)
+    for i in range(8):  # 0.5 s chunks starting at t = 10.3 s
+        out += b.push(x[i * 50:(i + 1) * 50], 10.3 + i * 0.5, ("t", 0), offset=i)
+    starts = [w.start for w in out]
+    assert starts == [10.5, 11.0, 11.5, 12.0, 12.5, 13.0]  # grid multiples of hop; data ends at 14.3
+    np.testing.assert_array_equal(out[0].data, x[20:120])
+    assert out[0].sources[("t", 0)] == (0, 2)
+    # the next window (13.5) starts inside chunk 6 (13.3-13.8) -> oldest needed offset 6
+    assert b.oldest_needed() == {("t", 0): 6}
+
+
+def test_restart_reproduces_the_same_windows():
+    x = np.random.default_rng(1).normal(size=600).astype(np.float32)
+    full, late = _buf(), _buf()
+    a = [w for i in range(12) for w in full.push(x[i * 50:(i + 1) * 50], 100 + i * 0.5, ("t", 0), i)]
+    b = [w for i in range(5, 12) for w in late.push(x[i * 50:(i + 1) * 50], 100 + i * 0.5, ("t", 0), i)]
+    keys_a = {w.key: w.data for w in a}
+    assert b and all(w.key in keys_a and np.array_equal(keys_a[w.key], w.data) for w in b)
+
+
+def test_duplicate_and_overlap_dropped():
+    b = _buf()
+    x = np.ones(50, np.float32)
+    b.push(x, 0.0)
+    assert b.push(x, 0.0) == [] and b.stats.duplicate_samples == 50
+    b.push(np.full(50, 2, np.float32), 0.25)  # half overlaps
+    assert len(b.buf) == 75 and b.stats.duplicate_samples == 75
+
+
+def test_gap_restarts_segment():
+    b = _buf()
+    b.push(np.ones(80, np.float32), 0.0)
+    w = b.push(np.ones(100, np.float32), 5.0)  # 4.2 s gap
+    assert b.stats.gaps == 1 and [x.start for x in w] == [5.0]
+
+
+def test_jitter_within_tolerance_is_contiguous():
+    b = _buf()
+    b.push(np.ones(50, np.float32), 0.0)
+    w = b.push(np.ones(50, np.float32), 0.51)  # 1 sample late: within tolerance
+    assert b.stats.gaps == 0 and len(w) == 1
