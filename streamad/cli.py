@@ -114,7 +114,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from streamad.broker import EmbeddedBroker
-    from streamad.daemon import Daemon, Pipeline, setup_logging
+    from streamad.daemon import Daemon, DeliveryError, Pipeline, setup_logging
     from streamad.io.kafka import ensure_topics
     from streamad.pipeline import AnomalyModel
     from streamad.worker import Worker
@@ -128,6 +128,10 @@ def cmd_run(a: argparse.Namespace) -> int:
         mdir = a.model or cfg.model.path
         model = AnomalyModel.load(mdir, device=a.device or cfg.model.device)
         pipes[path] = Pipeline.build(cfg, model)
+    if cfgs[0].worker.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfgs[0].worker.threads)
     k = cfgs[0].kafka
     broker = None
     bootstrap = a.bootstrap or k.bootstrap_servers
@@ -150,6 +154,9 @@ def cmd_run(a: argparse.Namespace) -> int:
             daemon.score_log = open(a.score_log, "a", encoding="utf-8")
         try:
             return daemon.run(max_seconds=a.max_seconds)
+        except DeliveryError as e:  # nothing past the failed alert was committed: a restart resumes there
+            print(f"streamad: error: {e}; stopping without committing", file=sys.stderr)
+            return 1
         finally:
             if daemon.score_log:
                 daemon.score_log.close()
@@ -259,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--events", nargs="+", default=None,
                    help="event recordings (default glass-sfx and babycry from ../shared/data/audio)")
     s.add_argument("--config", default=None, help="audio config (default configs/audio.yaml if present)")
-    s.add_argument("--speed", type=float, default=8.0, help="replay speed (x real time)")
+    s.add_argument("--speed", type=float, default=4.0, help="replay speed (x real time)")
     s.add_argument("--n-events", type=int, default=12, help="events to insert")
+    s.add_argument("--ebr", type=float, default=0.0, help="event-to-background ratio of inserted events (dB)")
     s.add_argument("--steps", type=int, default=None, help="training steps (default: config)")
     s.add_argument("--work", default="demo-out", help="where the demo model and report go")
     s.add_argument("--seed", type=int, default=0)

@@ -80,7 +80,10 @@ class TrainConfig:
     seed: int = 0
     train_hop_s: float = 0.125  # denser windows for training than for scoring
     holdout_fraction: float = 0.2  # normal windows held back for calibration
-    max_minutes: float | None = None  # optional wall-clock cap on fitting
+    # torch CPU threads for training (0 = torch's default, all cores). Use 1 when other
+    # CPU-heavy processes share the machine: small convolutions slow down many times over
+    # when their threads have to wait for each other.
+    threads: int = 0
 
 
 @dataclass
@@ -95,6 +98,7 @@ class AlertConfig:
 class WorkerConfig:
     max_batch: int = 256
     idle_stream_s: float = 300.0  # a stream silent this long is forgotten (its partial window dropped)
+    threads: int = 1  # torch CPU threads for scoring (the broker client shares the machine); 0 = torch default
 
 
 @dataclass

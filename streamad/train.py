@@ -68,6 +68,8 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
                 show_progress: bool = True, device: str | None = None) -> AnomalyModel:
     t0 = time.monotonic()
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)

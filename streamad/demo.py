@@ -1,0 +1,264 @@
+"""``streamad demo``: the whole product on the embedded default.
+
+1. start the embedded broker;
+2. train GMGAN on 3/4 of the ambient recordings (progress bar);
+3. start the daemon (``streamad run``, a real subprocess);
+4. replay the held-back ambient recordings as one live stream with glass-break
+   and baby-cry recordings mixed in at known times;
+5. print alerts as they arrive, then a summary: events inserted / alerted, false
+   alerts, alert latency p50/p95; write demo-out/report.json and a PNG of the
+   first alert (input patch, reconstruction, residual).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from streamad.io.files import InputError, list_audio, load_audio
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("STREAMAD_DATA")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        cand = base.parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return Path.cwd().parent / "shared" / "data"
+
+
+def _config_path(arg: str | None) -> Path | None:
+    if arg:
+        return Path(arg)
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / "configs" / "audio.yaml").is_file():
+            return base / "configs" / "audio.yaml"
+    return None
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class AlertReader(threading.Thread):
+    def __init__(self, bootstrap: str, topic: str, ts0_box: dict, events: list[dict]):
+        super().__init__(daemon=True)
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                               auto_offset_reset="earliest")
+        parts = self.c.partitions_for_topic(topic) or {0}
+        self.c.assign([TopicPartition(topic, p) for p in parts])
+        self.c.seek_to_beginning()
+        self.alerts: list[dict] = []
+        self.stop = False
+        self.ts0 = ts0_box
+        self.events = events
+
+    def run(self) -> None:
+        while not self.stop:
+            for recs in self.c.poll(timeout_ms=100).values():
+                for r in recs:
+                    al = json.loads(r.value)
+                    al["_received"] = time.time()
+                    self.alerts.append(al)
+                    t = al["window_start"] - self.ts0["ts0"]
+                    hit = next((e for e in self.events if al["window_start"] < e["end_ts"] and
+                                al["window_end"] > e["start_ts"]), None)
+                    what = f"event #{hit['n']} {hit['kind']}" if hit else "no inserted event here"
+                    _say(f"  ALERT  stream={al['stream_id']}  t={t:6.1f}s  score={al['score']:.1f} "
+                         f"(threshold {al['threshold']:.1f})  -> {what}")
+        self.c.close()
+
+
+def run_demo(a: Any) -> int:
+    from streamad.broker import EmbeddedBroker
+    from streamad.config import KafkaConfig, from_dict, load
+    from streamad.io import kafka as kio
+    from streamad.io.replay import replay_signal
+    from streamad.mixing import mix_event, trim_event
+    from streamad.train import load_recordings, train_model
+
+    t_start = time.monotonic()
+    data = default_data_dir()
+    ambient_dir = Path(a.ambient) if a.ambient else data / "audio" / "ambient"
+    event_dirs = [Path(e) for e in a.events] if a.events else [data / "audio" / "glass-sfx", data / "audio" / "babycry"]
+    cfg_path = _config_path(a.config)
+    cfg = load(cfg_path) if cfg_path else from_dict({})
+    if cfg.kind != "audio":
+        raise InputError("demo: needs an audio config")
+    if a.steps:
+        cfg.model.params["steps"] = a.steps
+    sr = cfg.audio.sample_rate
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    amb = list_audio([ambient_dir])
+    if len(amb) < 4:
+        raise InputError(f"demo: need at least 4 ambient recordings in {ambient_dir}, found {len(amb)}")
+    replay_files = amb[3::4]
+    train_files = [f for f in amb if f not in replay_files]
+    pools = []
+    for d in event_dirs:
+        files = list_audio([d])
+        if not files:
+            raise InputError(f"demo: no event recordings in {d}")
+        pools.append((d.name, files))
+    _say(f"streamad demo: {len(train_files)} ambient recordings to train on, {len(replay_files)} held back "
+         f"to replay; events from {', '.join(n for n, _ in pools)}")
+
+    broker = EmbeddedBroker().start()
+    _say(f"[1/4] embedded broker up at {broker.bootstrap}")
+    daemon = None
+    try:
+        _say(f"[2/4] training {cfg.model.detector} on {len(train_files)} recordings ...")
+        model_dir = work / "model"
+        model = train_model(cfg, load_recordings(cfg, train_files), model_dir, show_progress=True)
+        _say(f"      model {model.version}: threshold {model.threshold:.2f} "
+             f"(target {cfg.alerts.target_false_alerts_per_hour:g} false alert/h), "
+             f"trained in {model.meta['training']['fit_wall_s']:.0f} s")
+
+        # the live stream: held-back ambient with events mixed in at known times
+        rng = np.random.default_rng(a.seed)
+        bg = np.concatenate([load_audio(f, sr) for f in replay_files])
+        dur = len(bg) / sr
+        n_ev = max(1, min(a.n_events, int(dur // 8)))
+        slot = dur / n_ev
+        events = []
+        sig = bg
+        for i in range(n_ev):
+            kind, files = pools[i % len(pools)]
+            f = files[int(rng.integers(len(files)))]
+            ev = trim_event(load_audio(f, sr), sr, 3.0)
+            start_s = i * slot + float(rng.uniform(1.5, max(1.6, slot - len(ev) / sr - 2.5)))
+            sig = mix_event(sig, ev, int(start_s * sr), a.ebr)
+            events.append({"n": i + 1, "kind": kind, "file": f.name, "start_s": start_s,
+                           "end_s": start_s + len(ev) / sr})
+        topic = "audio"
+        kio.ensure_topics(broker.bootstrap, [topic, cfg.kafka.alert_topic, cfg.kafka.dead_letter_topic],
+                          cfg.kafka.partitions)
+        run_cfg = work / "run.yaml"
+        d = cfg.to_dict()
+        d["kafka"].update(input_topics=[topic], group_id=f"demo-{int(time.time())}", session_timeout_ms=2000,
+                          heartbeat_interval_ms=600, bootstrap_servers=broker.bootstrap)
+        d["model"]["path"] = str(model_dir)
+        run_cfg.write_text(yaml.safe_dump(d))
+        score_log = work / "scores.jsonl"
+        score_log.unlink(missing_ok=True)
+        dlog = open(work / "daemon.log", "wb")
+        daemon = subprocess.Popen([sys.executable, "-m", "streamad.cli", "run", "--config", str(run_cfg),
+                                   "--score-log", str(score_log)], stdout=subprocess.DEVNULL, stderr=dlog,
+                                  start_new_session=True)
+        _wait_log(work / "daemon.log", "partitions assigned", daemon, 60)
+        _say(f"[3/4] daemon running (pid {daemon.pid}, log {work / 'daemon.log'})")
+
+        ts0_box = {"ts0": time.time()}
+        for e in events:
+            e["start_ts"], e["end_ts"] = ts0_box["ts0"] + e["start_s"], ts0_box["ts0"] + e["end_s"]
+        reader = AlertReader(broker.bootstrap, cfg.kafka.alert_topic, ts0_box, events)
+        reader.start()
+        _say(f"[4/4] replaying {dur:.0f} s of ambient audio with {n_ev} events (EBR {a.ebr:+g} dB) "
+             f"at {a.speed:g}x real time")
+        for e in events:
+            _say(f"      event #{e['n']:2d} {e['kind']:9s} at {e['start_s']:6.1f}-{e['end_s']:5.1f}s  ({e['file']})")
+        sent: list[tuple[int, float]] = []
+        prod = kio.producer(KafkaConfig(), broker.bootstrap)
+        replay_signal(prod, topic, "lobby", sig, sr, start_ts=ts0_box["ts0"], speed=a.speed, chunk_s=0.1,
+                      on_chunk=lambda i, ts, w: sent.append((i, w)))
+        prod.close()
+        fe = model.frontend
+        n_windows = 1 + (len(sig) - fe.window) // fe.hop
+        t_wait = time.time()
+        while time.time() - t_wait < 60:
+            if score_log.exists() and len(score_log.read_text().splitlines()) >= n_windows:
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+        reader.stop = True
+        reader.join(timeout=5)
+        daemon.send_signal(signal.SIGTERM)
+        rc = daemon.wait(timeout=30)
+        summary = _summary(events, reader.alerts, sent, sr, ts0_box["ts0"], fe.window, n_windows, rc, dur, a)
+        summary["wall_s"] = round(time.monotonic() - t_start, 1)
+        summary["model"] = model.version
+        if reader.alerts:
+            from streamad.evaluate import plot_residual
+
+            al = reader.alerts[0]
+            i0 = int(round((al["window_start"] - ts0_box["ts0"]) * sr))
+            summary["alert_png"] = plot_residual(model, sig[i0:i0 + fe.window], work / "first_alert.png",
+                                                 f"first alert: t={al['window_start'] - ts0_box['ts0']:.1f}s "
+                                                 f"score {al['score']:.1f}")
+        (work / "report.json").write_text(json.dumps(summary, indent=2))
+        _print_summary(summary)
+        return 0
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+        broker.stop()
+
+
+def _wait_log(path: Path, needle: str, proc: subprocess.Popen, timeout: float) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise InputError(f"demo: the daemon exited ({proc.returncode}); see {path}")
+        time.sleep(0.1)
+    raise InputError(f"demo: the daemon did not start within {timeout:.0f} s; see {path}")
+
+
+def _summary(events, alerts, sent, sr, ts0, window, n_windows, rc, dur, a) -> dict:
+    idx = np.array([i for i, _ in sent])
+    wall = np.array([w for _, w in sent])
+
+    def sent_wall(sample: int) -> float:  # wall time the chunk holding this sample was published
+        j = int(np.searchsorted(idx, sample, side="right") - 1)
+        return float(wall[max(0, j)])
+
+    lat_total, lat_proc, found, false = [], [], 0, 0
+    used = set()
+    for e in events:
+        hits = [al for al in alerts if al["window_start"] < e["end_ts"] and al["window_end"] > e["start_ts"]]
+        if hits:
+            found += 1
+            al = min(hits, key=lambda x: x["_received"])
+            used.update(id(h) for h in hits)
+            lat_total.append(al["_received"] - sent_wall(int(e["start_s"] * sr)))
+            end_sample = int(round((al["window_end"] - ts0) * sr)) - 1
+            lat_proc.append(al["_received"] - sent_wall(end_sample))
+        e["alerted"] = bool(hits)
+    false = sum(1 for al in alerts if id(al) not in used)
+    pct = lambda v, q: round(float(np.percentile(v, q)), 3) if v else None  # noqa: E731
+    return {
+        "events_inserted": len(events), "events_alerted": found, "false_alerts": false,
+        "alerts": len(alerts), "windows_expected": int(n_windows), "daemon_exit_code": rc,
+        "replay_speed": a.speed, "audio_s": round(dur, 1), "ebr_db": a.ebr,
+        "latency_from_onset_s": {"p50": pct(lat_total, 50), "p95": pct(lat_total, 95)},
+        "latency_processing_s": {"p50": pct(lat_proc, 50), "p95": pct(lat_proc, 95)},
+        "events": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in e.items()
+                    if k not in ("start_ts", "end_ts")} for e in events],
+    }
+
+
+def _print_summary(s: dict) -> None:
+    _say("\n=== streamad demo summary ===")
+    _say(f"events inserted : {s['events_inserted']}")
+    _say(f"events alerted  : {s['events_alerted']}")
+    _say(f"false alerts    : {s['false_alerts']}  (over {s['audio_s']:.0f} s of audio)")
+    lt, lp = s["latency_from_onset_s"], s["latency_processing_s"]
+    _say(f"alert latency   : p50 {lt['p50']} s, p95 {lt['p95']} s from event onset published "
+         f"(at {s['replay_speed']:g}x real time)")
+    _say(f"daemon latency  : p50 {lp['p50']} s, p95 {lp['p95']} s from the window's last chunk published to alert")
+    _say(f"daemon exit code: {s['daemon_exit_code']}; wall time {s['wall_s']} s; report demo-out/report.json")
