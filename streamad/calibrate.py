@@ -75,16 +75,24 @@ class Calibration:
         sm = sm[np.isfinite(sm)]
         if len(sm) < 2:
             raise ValueError("need at least 2 held-back normal windows to calibrate a threshold")
-        p = self.target_false_alerts_per_hour * self.hop_s / 3600.0
         u = float(np.percentile(sm, 90))
+        # Exceedances come in clusters (overlapping windows see the same sound): one alert
+        # per cluster. The runs estimate of the extremal index theta (clusters per
+        # exceedance above u) converts the alert rate into a per-window rate.
+        n_exc = n_clu = 0
+        for seq in sequences:
+            above = smooth(seq, self.min_windows, self.of_windows) > u
+            n_exc += int(above.sum())
+            n_clu += int((above & ~np.concatenate([[False], above[:-1]])).sum())
+        theta = min(1.0, max(0.1, n_clu / n_exc)) if n_exc else 1.0
+        p = min(0.5, self.target_false_alerts_per_hour * self.hop_s / 3600.0 / theta)
         exc = sm[sm > u] - u
         beta = float(exc.mean()) if len(exc) else float(sm.std() or 1.0)
         tail = u + beta * math.log(0.1 / p) if p < 0.1 else float(np.percentile(sm, 100 * (1 - p)))
         top = float(sm.max())
         self.threshold = max(tail, top + 1e-9 * max(1.0, abs(top)))
-        hours = len(sm) * self.hop_s / 3600.0
-        self.holdout = {"windows": int(len(sm)), "hours": hours, "max_score": top,
-                        "p90": u, "tail_beta": beta, "tail_threshold": tail,
+        self.holdout = {"windows": int(len(sm)), "max_score": top,
+                        "p90": u, "tail_beta": beta, "tail_threshold": tail, "extremal_index": theta,
                         "per_window_rate": p}
 
     def to_dict(self) -> dict[str, Any]:

@@ -169,8 +169,21 @@ def cmd_replay(a: argparse.Namespace) -> int:
     from streamad.config import KafkaConfig
     from streamad.io.files import list_audio, load_audio
     from streamad.io.kafka import producer
-    from streamad.io.replay import replay_signal
+    from streamad.io.replay import replay_series, replay_signal
 
+    if all(Path(f).suffix.lower() in (".csv", ".hea") for f in a.files):  # numeric series
+        from streamad.io.seriesfiles import load_series_files
+
+        prod = producer(KafkaConfig(), a.bootstrap)
+        try:
+            for d in load_series_files(a.files, **_series_opts(a)):
+                shift = (a.start_ts - d.times[0]) if a.start_ts is not None else 0.0
+                print(f"replay {d.name} ({len(d.times)} readings, {len(d.channels)} channels) -> {a.topic} "
+                      f"[{a.stream_id}]", file=sys.stderr)
+                replay_series(prod, a.topic, a.stream_id, d, speed=a.speed, batch=a.batch, shift_s=shift)
+        finally:
+            prod.close(timeout=10)
+        return 0
     files = list_audio(a.files)
     if not files:
         raise CliError("replay: no audio files given")
@@ -258,7 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-s", type=float, default=0.1, help="seconds of audio per record")
     s.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate (the model's)")
     s.add_argument("--dtype", choices=("int16", "float32"), default="int16")
-    s.add_argument("--start-ts", type=float, help="capture time of the first sample (default: now)")
+    s.add_argument("--start-ts", type=float, help="capture time of the first sample (default: now for audio, "
+                   "the file's own timestamps for series)")
+    s.add_argument("--batch", type=int, default=1, help="series: readings per record (>1: compact batch form)")
+    _add_series_args(s)
     s.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")

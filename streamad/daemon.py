@@ -85,7 +85,7 @@ class Pipeline:
             return buf.push(chunk.samples, chunk.timestamp, tp, rec.offset), []
         from streamad.io.readings import decode_readings
 
-        channels = self.model.frontend.channels
+        channels = self.model.cfg.series.channels
         r = decode_readings(rec.key, rec.value, rec.headers, channels)
         buf = self._buffer(tp, r.stream_id)
         return buf.push(r, tp, rec.offset)
@@ -102,8 +102,8 @@ class Pipeline:
                 from streamad.windows.readings import ReadingStreamBuffer
 
                 s, fe = self.cfg.series, self.model.frontend
-                self.buffers[k] = ReadingStreamBuffer(stream, fe.channels, fe.rate, fe.window, fe.hop,
-                                                      s.late_tolerance_s, s.max_gap)
+                self.buffers[k] = ReadingStreamBuffer(stream, self.model.cfg.series.channels, fe.rate, fe.window,
+                                                      fe.hop, s.late_tolerance_s, s.max_gap)
         return self.buffers[k]
 
     def drop(self, pred: Callable[[tuple], bool]) -> int:

@@ -159,7 +159,7 @@ def eval_series_cli(model_dir: str | Path, files: list[str], out: str | Path | N
     if model.cfg.kind != "series":
         raise InputError(f"{model_dir}: --series needs a series model (this one is {model.cfg.kind})")
     datas = load_series_files(files, time_column=time_column, value_columns=value_columns,
-                              label_column=label_column, channels=model.frontend.channels)
+                              label_column=label_column, channels=model.cfg.series.channels)
     res = evaluate_series(model, datas)
     if nab_out:
         res["nab_csvs"] = write_nab_csvs(model, datas, nab_out)

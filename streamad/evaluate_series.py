@@ -20,8 +20,15 @@ Protocol
     rows before the first window end take the first window's score.
   - ``"center"``: the window whose centre is nearest to the row.
   - ``"cover_min"``: the smallest score of the windows covering the row, i.e.
-    a row is alerted only when every window containing it alerted (the rule
-    of SKAB's reference Conv-AE notebook).
+    a row is alerted only when every window containing it alerted.
+  - ``"skab"``: SKAB's reference notebooks (Conv-AE, LSTM-AE, ...), kept for
+    comparisons with the SKAB leaderboard: row i is alerted only when every
+    window starting in ``[i - window + 1, i - 1]`` alerted, and only rows
+    ``window - 1 .. T - 2 * window + 1`` can be alerted at all (the notebooks'
+    loop bounds; the first ``window - 1`` and last ``2 * window - 2`` rows of
+    every file are never flagged, which favours SKAB files whose anomaly ends
+    well before the file does). Rows that cannot be alerted get a score below
+    every window score.
 
   Row alerts use the same mapping applied to the smoothed statistic.
 * Window labels (window-level ROC-AUC): a window is anomalous when **any** of
@@ -57,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from streamad.io.seriesfiles import SeriesData
     from streamad.pipeline import AnomalyModel
 
-ROW_RULES = ("cover", "end", "center", "cover_min")
+ROW_RULES = ("cover", "end", "center", "cover_min", "skab")
 NAB_PROFILE_NAMES = {"standard": "standard", "low_fp": "reward_low_FP_rate", "low_fn": "reward_low_FN_rate"}
 
 
@@ -111,6 +118,14 @@ def rows_from_windows(win_scores: np.ndarray, starts: np.ndarray, window: int, n
         return s[k]
     if rule == "cover_min":
         return -_cover_max(-s, starts, window, n)
+    if rule == "skab":
+        low = float(s.min()) - 1.0
+        out = np.full(n, low)
+        for i in range(window - 1, n - 2 * window + 2):
+            a, b = np.searchsorted(starts, [i - window + 1, i])  # windows starting in [i-W+1, i-1]
+            if b > a:
+                out[i] = s[a:b].min()
+        return out
     return _cover_max(s, starts, window, n)
 
 

@@ -50,7 +50,7 @@ def score_files(model_dir: str | Path, files: list[str], device: str = "cpu", ti
     from streamad.io.seriesfiles import fill_missing, load_series_files
 
     for d in load_series_files(files, time_column=time_column, value_columns=value_columns,
-                               label_column=label_column, channels=fe.channels):
+                               label_column=label_column, channels=model.cfg.series.channels):
         idx, scores = windowed_scores(model, fill_missing(d.values))
         last = idx + fe.window - 1
         trig = alerts_for(model, scores, d.times[idx], d.times[last]) if len(idx) else []

@@ -30,6 +30,7 @@ class DataError(ValueError):
 class Recording:
     name: str
     signal: np.ndarray  # audio: (samples,); series: (readings, channels)
+    channels: list[str] | None = None  # series only
 
 
 def load_recordings(cfg: Config, paths: Sequence[str | Path], **series_opts: Any) -> list[Recording]:
@@ -40,9 +41,18 @@ def load_recordings(cfg: Config, paths: Sequence[str | Path], **series_opts: Any
         if not files:
             raise DataError(f"no audio files found in {', '.join(map(str, paths))}")
         return [Recording(str(f), load_audio(f, cfg.audio.sample_rate)) for f in files]
-    from streamad.io.seriesfiles import load_series_files
+    from streamad.io.seriesfiles import fill_missing, load_series_files
 
-    return [Recording(s.name, s.values) for s in load_series_files(list(paths), **series_opts)]
+    if cfg.series.channels and not series_opts.get("value_columns"):
+        series_opts["channels"] = cfg.series.channels
+    datas = load_series_files(list(paths), **series_opts)
+    if not datas:
+        raise DataError(f"no series files found in {', '.join(map(str, paths))}")
+    first = datas[0].channels
+    for d in datas[1:]:
+        if d.channels != first:
+            raise DataError(f"{d.name}: channels {d.channels} differ from {datas[0].name}'s {first}")
+    return [Recording(d.name, fill_missing(d.values), d.channels) for d in datas]
 
 
 def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -73,6 +83,8 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)
+    if cfg.kind == "series" and recordings and recordings[0].channels:
+        cfg.series.channels = list(recordings[0].channels)
     frontend = make_frontend(cfg)
     win, hop, train_hop = frontend.window, frontend.hop, frontend.train_hop(cfg)
     train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
@@ -80,7 +92,12 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         frontend.fit_channels(train_sig)
     Xw = [frame_windows(s, win, train_hop) for s in train_sig]
     Xw = np.concatenate([x for x in Xw if len(x)]) if any(len(x) for x in Xw) else np.zeros((0,))
-    hold_w = [frame_windows(s, win, hop) for s in hold_sig]
+    # Held-back windows are cut at the (denser) training hop: more samples of the normal
+    # score distribution for its tail; threshold sequences are then read at every phase
+    # of the scoring hop.
+    stride = max(1, hop // train_hop) if hop % train_hop == 0 else 1
+    cal_hop = hop // stride
+    hold_w = [frame_windows(s, win, cal_hop) for s in hold_sig]
     hold_w = [h for h in hold_w if len(h)]
     if len(Xw) < 8:
         raise DataError(f"only {len(Xw)} training windows; need at least 8 (more normal data, "
@@ -111,11 +128,11 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     cal = Calibration.fit_components(
         comps, weights, hop_s=hop / frontend.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
-    cal.fit_threshold([cal.combine(c) for c in comps_seq])
+    cal.fit_threshold([cal.combine(c)[phase::stride] for c in comps_seq for phase in range(stride)])
     model.calibration = cal
     summary = {
         "recordings": len(recordings), "train_windows": int(len(Xw)),
-        "holdout_windows": int(sum(len(h) for h in hold_w)),
+        "holdout_windows": int(sum(len(h) for h in hold_w)), "holdout_hop": cal_hop,
         "train_seconds_of_data": float(sum(len(s) for s in train_sig) / frontend.rate),
         "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / frontend.rate),
         "fit_wall_s": round(fit_s, 1), "device": str(dev), "seed": cfg.train.seed,

@@ -32,6 +32,7 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
         max_poll_records=cfg.max_poll_records,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        fetch_max_wait_ms=50,  # low alert latency: do not let the broker sit on a fetch
         client_id="streamad",
     )
     if cfg.session_timeout_ms is not None:

@@ -49,3 +49,35 @@ def _settle(producer, futures: list) -> None:
     for f in futures:
         f.get(timeout=30)
     futures.clear()
+
+
+def replay_series(producer, topic: str, stream_id: str, data, speed: float = 1.0, batch: int = 1,
+                  shift_s: float = 0.0, on_record: Callable[[int, float], None] | None = None) -> int:
+    """Send a series (``SeriesData``) as reading records, paced by its own timestamps.
+
+    ``batch`` = 1 sends one reading per record (sensor style); > 1 sends the compact
+    batch form (ECG style; needs an even rate). Timestamps keep their original text
+    unless ``shift_s`` moves them. Returns the number of records sent.
+    """
+    from streamad.io.readings import encode_readings
+
+    t = data.times + shift_s
+    labels = data.time_labels if shift_s == 0 else None
+    t_wall0, futures, sent = time.time(), [], 0
+    for i in range(0, len(t), batch):
+        j = min(len(t), i + batch)
+        if speed > 0:
+            delay = t_wall0 + (t[i] - t[0]) / speed - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        key, value, headers = encode_readings(
+            stream_id, t[i:j], data.values[i:j], data.channels, batch=j - i > 1,
+            rate_hz=data.rate_hz if j - i > 1 else None, time_labels=labels[i:j] if labels else None)
+        futures.append(producer.send(topic, key=key, value=value, headers=headers))
+        sent += 1
+        if on_record:
+            on_record(i, time.time())
+        if len(futures) >= 500:
+            _settle(producer, futures)
+    _settle(producer, futures)
+    return sent

@@ -20,12 +20,16 @@ NaN becomes 0 (the centre) and +-inf become +-1e6 before compression.
 The 32 rows are shared among the channels: with C <= 32 channels, row ``r``
 shows channel ``floor(r * C / 32)``, so each channel owns a block of
 ``R = 32 // C`` or ``32 // C + 1`` rows (8 channels -> 4 rows each, 1 channel
--> all 32). Within a block the rows are a delay embedding (Hankel / trajectory
-matrix) of that channel: row ``k`` of the block samples the channel over the
-reading positions ``k * d + j * s / 31`` for columns ``j = 0..31``, where the
-rows together are lagged over half the window (``d = (window - 1) / 2 / (R -
-1)``, each row spans ``s = (window - 1) / 2`` readings); a block of one row
-simply spans the whole window. Positions fall between readings, so values are
+-> all 32). With 1 to 4 channels (blocks of 8 or more rows) the rows of a
+block are a delay embedding (Hankel / trajectory matrix) of that channel: row
+``k`` of the block samples the channel over the reading positions
+``k * d + j * s / 31`` for columns ``j = 0..31``, where the rows together are
+lagged over half the window (``d = (window - 1) / 2 / (R - 1)``, each row spans
+``s = (window - 1) / 2`` readings). With 5 or more channels every row of a
+block spans the whole window (no lag: the block repeats the channel at full
+time resolution; on SKAB this beat the lagged layout, see the experiment notes
+in ``configs/sensor.yaml``). ``cfg.lag_fraction`` (when the config has it)
+overrides the automatic choice (0 = no lag). Positions fall between readings, so values are
 linearly interpolated; when a column step exceeds 1.5 readings the channel is
 first smoothed with a centred moving average of about one column step (anti-
 aliasing: a short spike still shows in a column). Level shifts keep their
@@ -64,6 +68,7 @@ from streamad.config import SeriesConfig
 
 SIZE = 32  # patch side
 LAG_FRACTION = 0.5  # delay-embedding rows of one channel are lagged over this fraction of the window
+LAG_MAX_CHANNELS = 4  # ... when there are at most this many channels (blocks of >= 8 rows); else no lag
 SOFT_KNEE = 5.0  # |z| beyond this is compressed logarithmically
 STD_FLOOR_DB = 0.5  # spectrogram row standard-deviation floor
 CONSTANT_REL_SCALE = 0.01  # scale of a channel that is constant in training: 1 % of |centre| ...
@@ -101,6 +106,7 @@ class SeriesFrontend:
         self.hop = int(cfg.hop)
         self.n_fft = max(4, min(self.window, 2 ** int(math.floor(math.log2(max(4, self.window // 4))))))
         self.n_channels: int | None = len(cfg.channels) or None
+        self.lag_fraction_cfg: float | None = getattr(cfg, "lag_fraction", None)  # None -> automatic
         self.center: torch.Tensor | None = None  # (C,)
         self.scale: torch.Tensor | None = None  # (C,)
         self.row_mean = torch.zeros(SIZE, 1)  # spectrogram row standardisation (identity for patch)
@@ -203,8 +209,8 @@ class SeriesFrontend:
                              "channels": list(self.cfg.channels), "n_channels": self.n_channels}
         if self.representation == "spectrogram":
             d["n_fft"] = self.n_fft
-        else:
-            d["lag_fraction"] = LAG_FRACTION
+        elif self.n_channels is not None:
+            d["lag_fraction"] = self.lag_fraction(min(self.n_channels, SIZE))
         return d
 
     def stack(self, windows: list) -> np.ndarray:
@@ -234,17 +240,24 @@ class SeriesFrontend:
         self._dev[key] = k
         return k
 
+    def lag_fraction(self, n_channels: int) -> float:
+        """Fraction of the window over which a channel's delay-embedding rows are lagged."""
+        if self.lag_fraction_cfg is not None:
+            return float(self.lag_fraction_cfg)
+        return LAG_FRACTION if n_channels <= LAG_MAX_CHANNELS else 0.0
+
     def _patch_consts(self, chan, lag, rows, v, device) -> dict[str, Any]:
         w = self.window
+        lag_frac = min(max(self.lag_fraction(v), 0.0), 0.9)
         pos = torch.zeros(SIZE, SIZE, dtype=torch.float64)
         cols = torch.arange(SIZE, dtype=torch.float64)
         step = 0.0
         for r in range(SIZE):
-            if rows[r] == 1:
+            if rows[r] == 1 or lag_frac == 0.0:
                 span, d = float(w - 1), 0.0
             else:
-                span = (w - 1) * (1.0 - LAG_FRACTION)
-                d = (w - 1) * LAG_FRACTION / (rows[r] - 1)
+                span = (w - 1) * (1.0 - lag_frac)
+                d = (w - 1) * lag_frac / (rows[r] - 1)
             pos[r] = lag[r] * d + cols * span / (SIZE - 1)
             step = max(step, span / (SIZE - 1))
         pos = pos.clamp(0, w - 1)
