@@ -200,6 +200,11 @@ class Daemon:
                 except PayloadError as e:
                     futures.append(self.dead_letter(pipe, rec, str(e)))
                     continue
+                except Exception as e:  # a poison record must not stop the daemon
+                    log.exception("unexpected error on %s/%d@%d", rec.topic, rec.partition, rec.offset)
+                    futures.append(self.dead_letter(pipe, rec, f"unprocessable record ({type(e).__name__}: "
+                                                               f"{str(e).splitlines()[0][:200] if str(e) else ''})"))
+                    continue
                 if rejects:
                     futures.append(self.dead_letter(pipe, rec, "; ".join(rejects)[:500]))
                 if windows:

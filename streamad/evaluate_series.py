@@ -208,7 +208,8 @@ def evaluate_series(model: "AnomalyModel", datas: Sequence["SeriesData"], progre
             pw = pointwise_prf(y, alerts)
             per_file.append({"name": d.name, "rows": int(len(y)), "anomalous_rows": int(y.sum()),
                              "windows": int(len(ws)), "alerted_rows": int(alerts.sum()),
-                             "f1": pw["f1"], "far": pw["far"], "mar": pw["mar"]})
+                             "f1": pw["f1"], "far": pw["far"], "mar": pw["mar"],
+                             **{k: pw[k] for k in ("tp", "fp", "tn", "fn")}})
     if not row_y:
         raise ValueError("every labelled series is shorter than one window")
     out: dict[str, Any] = {

@@ -61,7 +61,7 @@ def run(data: Path, out: Path, detectors: list[str], steps: int | None, scenes: 
                 if split != "one-place" and det not in ("gmgan", "frame_gmm"):
                     continue
                 params = {"steps": steps} if steps and det != "frame_gmm" else {}
-                cfg = from_dict({"model": {"detector": det, "params": params}, "train": {"seed": seed}})
+                cfg = from_dict({"model": {"detector": det, "params": params}, "train": {"seed": seed, "threads": 1}})
                 t0 = time.monotonic()
                 print(f"== {split}: training {det} on {len(train_f)} recordings", file=sys.stderr, flush=True)
                 model = train_model(cfg, load_recordings(cfg, train_f), tmp / split / det / "model")
