@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 # Long evaluation (not part of the tests): see docs/EVAL.md
 eval-audio: $(STAMP)
-	$(PY) -m streamad.benchmarks.audio_eval
+	$(PY) -m streamad.benchmarks.audio_eval --scenes --out docs/eval
 
 clean:
 	rm -rf $(VENV) demo-out eval-out

@@ -120,6 +120,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from streamad.worker import Worker
 
     setup_logging(a.log_level)
+    stop_early = {"sig": None}  # a SIGTERM while loading models still means a clean exit 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     cfgs = [_load_config(c) for c in a.config]
     if a.model and len(cfgs) > 1:
         raise CliError("run: --model only with a single --config (set model.path in each config)")
@@ -152,6 +155,8 @@ def cmd_run(a: argparse.Namespace) -> int:
             daemon.on_alert = lambda al: print(json.dumps(al), flush=True)
         if a.score_log:
             daemon.score_log = open(a.score_log, "a", encoding="utf-8")
+        if stop_early["sig"] is not None:
+            return 0
         try:
             return daemon.run(max_seconds=a.max_seconds)
         except DeliveryError as e:  # nothing past the failed alert was committed: a restart resumes there

@@ -138,6 +138,7 @@ class Daemon:
         self.stopping = False
         self.consumed: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
+        self.rewind: dict[TopicPartition, int] = {}
         self.consumer = None
         self.producer = None
         self.on_alert: Callable[[dict], None] | None = None
@@ -279,8 +280,14 @@ class Daemon:
                 lambda k, p=pipe: now - p.last_seen.get(k, now) > self.idle_stream_s)
 
     def revoke(self, tps) -> None:
-        """Partitions leave this worker: commit what is safe, then forget their streams."""
+        """Partitions leave this worker: commit what is safe, then forget their streams.
+
+        A partition that comes straight back (eager rebalancing revokes everything) must be
+        re-read from that safe offset, since its buffers were dropped: ``assign`` seeks there.
+        """
         tps = set(tps)
+        safe = self.safe_offsets(tps)
+        self.rewind.update(safe)
         try:
             self.commit(tps)
         except Exception as e:  # the group may already have moved on; the new owner re-reads
@@ -291,6 +298,13 @@ class Daemon:
         for tp in tps:
             self.consumed.pop(tp, None)
             self.committed.pop(tp, None)
+
+    def assign(self, tps) -> None:
+        for tp in tps:
+            off = self.rewind.pop(tp, None)
+            if off is not None:
+                self.consumer.seek(tp, off)
+        self.rewind.clear()
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -304,6 +318,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         log.info("partitions assigned: %s", sorted((t.topic, t.partition) for t in assigned))
+        self.d.assign(assigned)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -132,3 +132,42 @@ def test_sigkill_restart_scores_every_window_and_loses_no_alert(broker, tmp_path
     assert len(want) >= len(events)
     got = [json.loads(r.value) for r in K.read_topic(broker.bootstrap, f"{topic}-alerts")]
     assert {a["alert_id"] for a in got} == want  # none lost, no event alerted twice under a new id
+
+
+def test_rebalance_to_a_second_worker_keeps_streams_apart(broker, tmp_path, unique, audio_model, heldout_ambient):
+    """A second daemon joins mid-stream: partitions move, every window is still scored at least once,
+    and every score equals the offline score of that stream's own window (no buffer mixing)."""
+    topic, cfg = _setup(broker, tmp_path, unique, audio_model, max_poll_records=4)
+    sigs = {f"mic-{i}": np.concatenate([load_audio(heldout_ambient[(i + j) % len(heldout_ambient)], SR)
+                                        for j in range(2)]) for i in range(4)}
+    half = 10 * SR  # first 10 s of every stream before the second worker joins, the rest after
+    for sid, sig in sigs.items():
+        K.produce_audio(broker.bootstrap, topic, sid, sig[:half], SR, TS0)
+    logs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    dlogs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = [K.start_daemon(cfg, broker.bootstrap, logs[0], dlogs[0])]
+    try:
+        K.wait_for(lambda: len(K.scored(logs[0])) >= 10, proc=procs[0], log=dlogs[0], every=0.05)
+        procs.append(K.start_daemon(cfg, broker.bootstrap, logs[1], dlogs[1]))
+        K.wait_for(lambda: "partitions assigned" in dlogs[1].read_text() and
+                   "partitions revoked" in dlogs[0].read_text(), proc=procs[1], log=dlogs[1])
+        for sid, sig in sigs.items():
+            K.produce_audio(broker.bootstrap, topic, sid, sig[half:], SR, TS0 + half / SR)
+        want = set().union(*(K.expected_keys(s, len(x), SR, TS0, SR, SR // 2) for s, x in sigs.items()))
+        K.wait_for(lambda: {s["key"] for lg in logs for s in K.scored(lg)} >= want, timeout=120, log=dlogs[1])
+        assert [K.stop(p) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert K.scored(logs[1]), "the second worker never got a partition"
+    model = AnomalyModel.load(audio_model, device="cpu")
+    offline = {}
+    p0 = int(TS0 * SR)
+    for sid, sig in sigs.items():
+        wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)  # int16 on the wire
+        sc, _ = model.score(frame_windows(wire, SR, SR // 2))
+        offline.update({f"{sid}@{p0 + i * (SR // 2)}": s for i, s in enumerate(sc)})
+    for lg in logs:
+        for s in K.scored(lg):
+            assert s["score"] == pytest.approx(offline[s["key"]], rel=1e-3, abs=1e-3), s["key"]
