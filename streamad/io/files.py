@@ -12,17 +12,24 @@ class InputError(ValueError):
     """A missing or unreadable input file; the message is one line."""
 
 
-def list_audio(paths: list[str | Path]) -> list[Path]:
-    """Expand directories (recursively) into sorted audio files; keep explicit files."""
+def expand_paths(paths, exts: set[str]) -> list[Path]:
+    """Expand directories (recursively) into sorted files with one of ``exts``; keep explicit files."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS and f.is_file()))
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in exts and f.is_file()))
         elif p.is_file():
             out.append(p)
         else:
             raise InputError(f"{p}: no such file or directory")
     return out
+
+
+def list_audio(paths: list[str | Path]) -> list[Path]:
+    """Audio files under ``paths`` (directories searched recursively)."""
+    return expand_paths(paths, AUDIO_EXTS)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamad.io.files import InputError
+from streamad.io.files import InputError, expand_paths
 
 SERIES_EXTS = {".csv", ".hea"}
 TIME_NAMES = ("datetime", "timestamp", "time", "date", "ts")
@@ -131,17 +131,7 @@ def _estimate_rate(times: np.ndarray, default: float = 1.0) -> float:
 # ---------------------------------------------------------------------------
 def list_series(paths: list[str | Path] | str | Path) -> list[Path]:
     """Expand directories (recursively) into sorted CSV / WFDB header files; keep files."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in SERIES_EXTS and f.is_file()))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InputError(f"{p}: no such file or directory")
-    return out
+    return expand_paths(paths, SERIES_EXTS)
 
 
 def load_series_files(paths: list[str | Path] | str | Path, time_column: str | None = None,
