@@ -101,7 +101,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
     if a.series:
         res = evaluate.eval_series_cli(a.model, a.series, out=a.out, nab_out=a.nab_out, device=a.device,
-                                       **_series_opts(a))
+                                       row_rule=a.row_rule, beats_from_s=a.beats_from, **_series_opts(a))
     else:
         if not (a.normal and a.events):
             raise CliError("eval: audio evaluation needs --normal DIR and --events DIR (or --series FILE...)")
@@ -251,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=3, help="residual PNGs for the top N alerts")
     s.add_argument("--series", nargs="+", metavar="FILE", help="labelled CSV/WFDB series to evaluate")
     s.add_argument("--nab-out", metavar="DIR", help="also write NAB detection CSVs here (series)")
+    s.add_argument("--row-rule", default="cover", choices=("cover", "cover_min", "end", "center", "skab"),
+                   help="series: how window scores map to rows (skab = SKAB leaderboard notebooks' rule)")
+    s.add_argument("--beats-from", type=float, default=0.0, metavar="S",
+                   help="WFDB: evaluate beats from this many seconds into the record (skip the training part)")
     s.add_argument("--out", default="eval-out", metavar="DIR", help="where PNGs go (default eval-out)")
     s.add_argument("--device", default="cpu")
     _add_series_args(s)

@@ -63,6 +63,7 @@ class SeriesConfig:
     hop: int = 16  # readings between window starts
     late_tolerance_s: float = 5.0  # late readings within this are placed, older go to DLQ
     max_gap: int = 3  # missing readings filled by interpolation up to this many; longer -> segment restarts
+    lag_fraction: float | None = None  # patch: delay-embedding span as a fraction of the window (None = auto)
 
 
 @dataclass
@@ -209,6 +210,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"audio.n_fft: must fit in one window ({int(a.window_s * a.sample_rate)} samples)")
     if a.fmax is not None and not 0 < a.fmax <= a.sample_rate / 2:
         raise ConfigError(f"audio.fmax: must be in (0, sample_rate/2], got {a.fmax}")
+    lf = cfg.series.lag_fraction
+    if lf is not None and not 0 <= lf < 1:
+        raise ConfigError(f"series.lag_fraction: must be in [0, 1), got {lf}")
     if cfg.series.hop > cfg.series.window:
         raise ConfigError("series.hop: must be <= series.window")
     if cfg.alerts.min_windows > cfg.alerts.of_windows:

@@ -151,8 +151,10 @@ def plot_residual(model: AnomalyModel, window: np.ndarray, path: str | Path, tit
 
 def eval_series_cli(model_dir: str | Path, files: list[str], out: str | Path | None = None,
                     nab_out: str | Path | None = None, device: str = "cpu", time_column: str | None = None,
-                    value_columns: list[str] | None = None, label_column: str | None = None) -> dict[str, Any]:
-    from streamad.evaluate_series import evaluate_series, write_nab_csvs
+                    value_columns: list[str] | None = None, label_column: str | None = None,
+                    row_rule: str = "cover", beats_from_s: float = 0.0) -> dict[str, Any]:
+    """Labelled CSV series (row labels) and/or WFDB records (beat annotations)."""
+    from streamad.evaluate_series import evaluate_ecg_beats, evaluate_series, write_nab_csvs
     from streamad.io.seriesfiles import load_series_files
 
     model = AnomalyModel.load(model_dir, device=device)
@@ -160,8 +162,15 @@ def eval_series_cli(model_dir: str | Path, files: list[str], out: str | Path | N
         raise InputError(f"{model_dir}: --series needs a series model (this one is {model.cfg.kind})")
     datas = load_series_files(files, time_column=time_column, value_columns=value_columns,
                               label_column=label_column, channels=model.cfg.series.channels)
-    res = evaluate_series(model, datas)
-    if nab_out:
-        res["nab_csvs"] = write_nab_csvs(model, datas, nab_out)
+    res: dict[str, Any] = {"model": model.version, "detector": model.name, "threshold": model.threshold}
+    labelled = [d for d in datas if d.labels is not None]
+    if labelled:
+        res["series"] = evaluate_series(model, labelled, row_rule=row_rule)
+        if nab_out:
+            res["nab_csvs"] = [str(p) for p in write_nab_csvs(model, labelled, nab_out, row_rule=row_rule)]
+    beats = [d for d in datas if d.beats is not None]
+    if beats:
+        res["beats"] = {d.name: evaluate_ecg_beats(model, d, start=int(beats_from_s * d.rate_hz)) for d in beats}
+    if not labelled and not beats:
+        raise InputError("eval: no labels in these series (give --label-column, or WFDB records with .atr beats)")
     return res
-

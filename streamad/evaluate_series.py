@@ -38,8 +38,21 @@ Protocol
   point-adjusted P/R/F1 (:func:`streamad.metrics.point_adjusted_prf`) and the
   SKAB point-wise F1/FAR/MAR (:func:`streamad.metrics.pointwise_prf`).
 * NAB: :func:`streamad.metrics.nab_score` for the standard, low-FP and low-FN
-  profiles on the row anomaly scores ``sigmoid(score - threshold)`` (in [0, 1],
-  0.5 at the alert threshold; NAB optimises its own threshold over all files).
+  profiles. NAB rewards the first detection in a window around each anomaly and
+  charges every detection row outside one, so it is scored on what the daemon
+  emits, alert *events* (``nab_mode="events"``, default): walking the windows
+  in order, a window over the threshold opens an event unless an alerted
+  window ended less than ``alerts.cooldown_s`` before it (such windows extend
+  the open event, as in the daemon); the event is placed on the last row of
+  its first window (the time the alert can be sent) with anomaly score
+  ``sigmoid(statistic - threshold)`` (> 0.5), all other rows score 0.
+  ``nab_mode="scores"`` uses ``sigmoid(statistic - threshold)`` on every row
+  instead (the row statistic mapped by ``row_rule``). NAB optimises its own
+  threshold over all files. NAB windows (10 % of the file length divided by
+  the number of anomalies, NAB's rule) are centred on the **onset** (first
+  row) of each labelled run (``nab_anomaly="onset"``, for labels that mark a
+  whole anomalous period, as SKAB's do) or on its middle
+  (``nab_anomaly="middle"``, for labels that are NAB windows already).
 
 Beat-level ECG evaluation (:func:`evaluate_ecg_beats`): one window centred on
 each annotated beat (``data.beats``, samples), scored once; ROC-AUC of the
@@ -162,6 +175,47 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.clip(x, -500, 500)))
 
 
+def alert_events(window_stat: np.ndarray, starts: np.ndarray, window: int, threshold: float,
+                 cooldown: int) -> list[tuple[int, float]]:
+    """(row, statistic) of each alert event: see ``nab_mode="events"`` in the module docstring."""
+    events: list[tuple[int, float]] = []
+    last_end = None  # last row of the latest alerted window
+    for st, v in zip(starts, window_stat):
+        if not v > threshold:
+            continue
+        end = int(st) + window - 1
+        if last_end is None or end - last_end > cooldown:
+            events.append((end, float(v)))
+        last_end = end
+    return events
+
+
+def nab_row_scores(model: "AnomalyModel", r: dict[str, np.ndarray], n: int, mode: str = "events") -> np.ndarray:
+    """Per-row NAB anomaly scores in [0, 1] from :func:`series_row_scores` output."""
+    thr = model.threshold
+    if mode == "scores":
+        return _logistic(r["row_stat"] - thr)
+    if mode != "events":
+        raise ValueError(f"nab_mode must be 'events' or 'scores', got {mode!r}")
+    out = np.zeros(n)
+    fe = model.frontend
+    cooldown = int(round(model.cfg.alerts.cooldown_s * fe.rate))
+    for row, v in alert_events(r["window_stat"], r["starts"], fe.window, thr, cooldown):
+        out[min(row, n - 1)] = _logistic(np.array(v - thr))
+    return out
+
+
+def nab_labels(y: np.ndarray, anomaly: str = "onset") -> np.ndarray:
+    """Labels handed to :func:`streamad.metrics.nab_score` (each run of 1s is one anomaly)."""
+    y = np.asarray(y).astype(bool)
+    if anomaly == "middle":
+        return y.astype(np.int8)
+    if anomaly != "onset":
+        raise ValueError(f"nab_anomaly must be 'onset' or 'middle', got {anomaly!r}")
+    on = y & ~np.r_[False, y[:-1]]
+    return on.astype(np.int8)
+
+
 def series_row_scores(model: "AnomalyModel", data: Any, hop: int | None = None, row_rule: str = "cover",
                       pbar: Any = None) -> dict[str, np.ndarray]:
     """Window and row scores of one series: starts, window scores, smoothed, row scores/statistic."""
@@ -179,7 +233,8 @@ def series_row_scores(model: "AnomalyModel", data: Any, hop: int | None = None, 
 
 
 def evaluate_series(model: "AnomalyModel", datas: Sequence["SeriesData"], progress: bool = True,
-                    hop: int | None = None, row_rule: str = "cover", nab: bool = True) -> dict[str, Any]:
+                    hop: int | None = None, row_rule: str = "cover", nab: bool = True,
+                    nab_mode: str = "events", nab_anomaly: str = "onset") -> dict[str, Any]:
     """Score every window of every labelled series; return pooled metrics (see module docstring)."""
     labelled = [d for d in datas if getattr(d, "labels", None) is not None]
     if not labelled:
@@ -204,7 +259,8 @@ def evaluate_series(model: "AnomalyModel", datas: Sequence["SeriesData"], progre
             row_a.append(alerts)
             win_y.append(wy)
             win_s.append(ws)
-            nab_files.append((_logistic(r["row_stat"] - thr), y.astype(np.int8)))
+            if nab:
+                nab_files.append((nab_row_scores(model, r, len(y), nab_mode), nab_labels(y, nab_anomaly)))
             pw = pointwise_prf(y, alerts)
             per_file.append({"name": d.name, "rows": int(len(y)), "anomalous_rows": int(y.sum()),
                              "windows": int(len(ws)), "alerted_rows": int(alerts.sum()),
@@ -230,6 +286,7 @@ def evaluate_series(model: "AnomalyModel", datas: Sequence["SeriesData"], progre
         for short, prof in NAB_PROFILE_NAMES.items():
             res = nab_score(nab_files, profile=prof)
             out["nab"][short] = {"score": res["score"], "threshold": res["threshold"], "counts": res["counts"]}
+        out["nab"]["mode"], out["nab"]["anomaly"] = nab_mode, nab_anomaly
     out["per_file"] = per_file
     return out
 
@@ -252,13 +309,16 @@ def _timestamps(d: Any, n: int) -> list[str]:
 
 
 def write_nab_csvs(model: "AnomalyModel", datas: Sequence["SeriesData"], out_dir: str | Path,
-                   hop: int | None = None, row_rule: str = "cover", progress: bool = True) -> list[Path]:
+                   hop: int | None = None, row_rule: str = "cover", progress: bool = True,
+                   nab_mode: str = "events") -> list[Path]:
     """One NAB results CSV per series: ``timestamp,value,anomaly_score,label``.
 
-    ``value`` is the first channel's reading, ``anomaly_score`` =
-    ``sigmoid(alert statistic - threshold)`` of the row (0.5 at the alert
-    threshold), ``label`` the row label (0 when the series has none). Files are
-    named ``<detector>_<series name>.csv``.
+    ``value`` is the first channel's reading, ``anomaly_score`` in [0, 1] as
+    scored by :func:`evaluate_series` (``nab_mode="events"``: ``sigmoid(statistic
+    - threshold)`` on the rows where an alert event is raised, 0 elsewhere;
+    ``"scores"``: on every row, 0.5 at the alert threshold), ``label`` the row
+    label as given (0 when the series has none). Files are named
+    ``<detector>_<parent folder>_<file stem>.csv``; returns their paths.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -271,10 +331,11 @@ def write_nab_csvs(model: "AnomalyModel", datas: Sequence["SeriesData"], out_dir
             values = _values(d)
             n = len(values)
             r = series_row_scores(model, d, h, row_rule, pbar=pb)
-            score = _logistic(r["row_stat"] - model.threshold) if n >= win else np.zeros(n)
+            score = nab_row_scores(model, r, n, nab_mode) if n >= win else np.zeros(n)
             labels = getattr(d, "labels", None)
             lab = np.zeros(n, dtype=np.int8) if labels is None else np.asarray(labels).astype(np.int8)
-            name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(d.name)).with_suffix("").as_posix()).strip("_")
+            parts = Path(str(d.name)).with_suffix("").parts[-2:]  # parent folder + stem: valve1/3.csv -> valve1_3
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(parts)).strip("_")
             p = out / f"{model.name}_{name or 'series'}.csv"
             with p.open("w", newline="") as fh:
                 wr = csv.writer(fh)

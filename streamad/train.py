@@ -89,7 +89,10 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     win, hop, train_hop = frontend.window, frontend.hop, frontend.train_hop(cfg)
     train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
     if hasattr(frontend, "fit_channels"):
-        frontend.fit_channels(train_sig)
+        try:
+            frontend.fit_channels(train_sig)
+        except ValueError as e:
+            raise DataError(str(e)) from None
     Xw = [frame_windows(s, win, train_hop) for s in train_sig]
     Xw = np.concatenate([x for x in Xw if len(x)]) if any(len(x) for x in Xw) else np.zeros((0,))
     # Held-back windows are cut at the (denser) training hop: more samples of the normal
@@ -104,7 +107,10 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
                         "or a shorter window)")
     if sum(len(h) for h in hold_w) < 2:
         raise DataError("fewer than 2 held-back normal windows for calibration; give more normal data")
-    frontend.fit(Xw)
+    try:
+        frontend.fit(Xw)
+    except ValueError as e:
+        raise DataError(str(e)) from None
     detector = create(cfg.model.detector, cfg.model.params).to(dev)
     model = AnomalyModel(cfg, frontend, detector)
     model.to(dev)
