@@ -9,8 +9,10 @@
   seconds, a rate of r alerts/hour means a per-window exceedance probability of
   r * hop_s / 3600. Held-back normal audio is usually far shorter than an hour,
   so the tail above the 90th percentile is modelled as exponential (peaks over
-  threshold) and extrapolated; the threshold is never below the largest held-back
-  normal score.
+  threshold) and extrapolated; exceedances come in clusters (overlapping windows hear
+  the same sound, one alert per cluster), so the per-window rate is divided by the
+  runs estimate of the extremal index. The threshold is never below the largest
+  held-back normal score.
 """
 from __future__ import annotations
 
