@@ -247,21 +247,17 @@ class Daemon:
         return self.producer.send(pipe.cfg.kafka.dead_letter_topic, key=rec.key, value=rec.value, headers=headers)
 
     def safe_offsets(self, tps=None) -> dict[TopicPartition, int]:
+        """Per partition: the oldest offset a buffer or an open alert event still needs."""
+        needed: dict[tuple[str, int], int] = {}
+        for pipe in set(self.routes.values()):
+            sources = [pipe.policy.held_offsets()] + [buf.oldest_needed() for buf in pipe.buffers.values()]
+            for src in sources:
+                for tpk, off in src.items():
+                    needed[tpk] = min(off, needed.get(tpk, off))
         out = {}
         for tp, consumed in self.consumed.items():
-            if tps is not None and tp not in tps:
-                continue
-            safe = consumed
-            pipe = self.routes[tp.topic]
-            held = pipe.policy.held_offsets().get((tp.topic, tp.partition))
-            if held is not None:
-                safe = min(safe, held)
-            for (btp, _s), buf in pipe.buffers.items():
-                if btp == (tp.topic, tp.partition):
-                    o = buf.oldest_needed().get(btp)
-                    if o is not None:
-                        safe = min(safe, o)
-            out[tp] = safe
+            if tps is None or tp in tps:
+                out[tp] = min(consumed, needed.get((tp.topic, tp.partition), consumed))
         return out
 
     def commit(self, tps=None) -> None:
