@@ -73,7 +73,8 @@ class Calibration:
 
     def fit_threshold(self, sequences: list[np.ndarray]) -> None:
         """Choose the threshold from held-back normal score sequences (one per recording)."""
-        sm = np.concatenate([smooth(s, self.min_windows, self.of_windows) for s in sequences])
+        smoothed = [smooth(s, self.min_windows, self.of_windows) for s in sequences]
+        sm = np.concatenate(smoothed)
         sm = sm[np.isfinite(sm)]
         if len(sm) < 2:
             raise ValueError("need at least 2 held-back normal windows to calibrate a threshold")
@@ -82,8 +83,8 @@ class Calibration:
         # per cluster. The runs estimate of the extremal index theta (clusters per
         # exceedance above u) converts the alert rate into a per-window rate.
         n_exc = n_clu = 0
-        for seq in sequences:
-            above = smooth(seq, self.min_windows, self.of_windows) > u
+        for seq in smoothed:
+            above = seq > u
             n_exc += int(above.sum())
             n_clu += int((above & ~np.concatenate([[False], above[:-1]])).sum())
         theta = min(1.0, max(0.1, n_clu / n_exc)) if n_exc else 1.0
