@@ -117,10 +117,12 @@ def cmd_eval(a: argparse.Namespace) -> int:
 def _pipelines(a: argparse.Namespace, paths: list[str]):
     from streamad.config import check_shared_sections
     from streamad.daemon import Pipeline
+    from streamad.io.kafka import check_client_options
     from streamad.model import AnomalyModel
 
     cfgs = [_load_config(c) for c in paths]
     check_shared_sections(dict(zip(paths, cfgs)))
+    check_client_options(cfgs[0].kafka.client)
     if a.model and len(cfgs) > 1:
         raise CliError("run: --model only with a single --config (set model.path in each config)")
     return [Pipeline(path, cfg, AnomalyModel.load(a.model or cfg.model.path, device=a.device or cfg.model.device))
@@ -128,14 +130,14 @@ def _pipelines(a: argparse.Namespace, paths: list[str]):
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    stop_early = {"sig": None}  # a SIGTERM while importing or loading models still means a clean exit 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     from streamad.broker import EmbeddedBroker
     from streamad.daemon import Daemon, DeliveryError, setup_logging
     from streamad.io.kafka import ensure_topics
 
     setup_logging(a.log_level)
-    stop_early = {"sig": None}  # a SIGTERM while loading models still means a clean exit 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     pipes = _pipelines(a, a.config)
     first = pipes[0].cfg
     if first.worker.threads > 0:

@@ -53,12 +53,25 @@ def read_topic(bootstrap, topic, idle_s=1.5, max_s=20):
     return out
 
 
-def write_config(path: Path, topic, group, model_dir, **kafka_extra):
+def committed(bootstrap, group, topic):
+    """{partition: committed offset or None} of a consumer group (read without joining it)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: c.committed(TopicPartition(topic, p)) for p in sorted(c.partitions_for_topic(topic) or ())}
+    finally:
+        c.close()
+
+
+def write_config(path: Path, topic, group, model_dir, worker=None, **kafka_extra):
     cfg = {"kind": "audio", "kafka": {"input_topics": [topic], "alert_topic": f"{topic}-alerts",
                                       "dead_letter_topic": f"{topic}-dlq", "group_id": group,
                                       "session_timeout_ms": 2000, "heartbeat_interval_ms": 600,
                                       "partitions": 2, **kafka_extra},
            "model": {"path": str(model_dir)}}
+    if worker:
+        cfg["worker"] = worker
     path.write_text(yaml.safe_dump(cfg))
     return path
 

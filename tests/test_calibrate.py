@@ -28,3 +28,25 @@ def test_standardisation_and_threshold():
 def test_threshold_round_trip():
     cal = Calibration({"a": 1.0}, {"a": 2.0}, {"a": 1.0}, threshold=3.5)
     assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_threshold_hand_worked_rate_clusters_and_clamp():
+    # one sequence 0..99 at hop 0.5 s, 1 false alert per hour. u = p90 = 89.1; the 10 scores above
+    # it (90..99) are one run: extremal index theta = 1 cluster / 10 exceedances = 0.1; per-window
+    # rate p = 1 * 0.5 / 3600 / 0.1; exponential tail mean beta = mean(90..99) - 89.1 = 5.4;
+    # threshold = u + beta * ln(0.1 / p) = 89.1 + 5.4 * ln(72).
+    seq = np.arange(100.0)
+    cal = Calibration({"a": 0.0}, {"a": 1.0}, {"a": 1.0}, hop_s=0.5, target_false_alerts_per_hour=1.0)
+    cal.fit_threshold([seq])
+    assert cal.holdout["extremal_index"] == pytest.approx(0.1)
+    assert cal.holdout["per_window_rate"] == pytest.approx(0.5 / 3600 / 0.1)
+    assert cal.threshold == pytest.approx(89.1 + 5.4 * math.log(72.0))
+    # a frequent-alert target puts the tail below the largest held-back score: clamped just above it
+    loose = Calibration({"a": 0.0}, {"a": 1.0}, {"a": 1.0}, hop_s=0.5, target_false_alerts_per_hour=500.0)
+    loose.fit_threshold([seq])
+    assert loose.holdout["tail_threshold"] < 99.0
+    assert loose.threshold == pytest.approx(99.0, abs=1e-6) and loose.threshold > 99.0
+    # k-of-n: the threshold is set on the smoothed statistic (2nd largest of the last 2 = running min)
+    k2 = Calibration({"a": 0.0}, {"a": 1.0}, {"a": 1.0}, hop_s=0.5, min_windows=2, of_windows=2)
+    k2.fit_threshold([np.array([0.0, 10.0, 0.0, 0.0, 10.0, 0.0] * 5)])
+    assert k2.holdout["max_score"] == 0.0

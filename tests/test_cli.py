@@ -92,3 +92,41 @@ def test_train_cli_writes_versioned_model(tmp_path, ambient_files):
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert info["model_version"] == meta["model_version"] and meta["format"] == 1
     assert meta["calibration"]["threshold"] > meta["calibration"]["holdout"]["max_score"]
+
+
+def _links(where, files):
+    where.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (where / f.name).symlink_to(f)
+    return where
+
+
+def test_eval_audio_cli_detects_glass_and_writes_pngs(audio_model, heldout_ambient, tmp_path):
+    from tests.conftest import GLASS
+
+    normal = _links(tmp_path / "normal", heldout_ambient[:3])
+    events = _links(tmp_path / "events", sorted(GLASS.glob("*.wav"))[:3])
+    r = _run("eval", "--model", audio_model, "--normal", normal, "--events", events, "--ebr", "6",
+             "--out", tmp_path / "out", "--top", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res["normal_files"] == 3 and res["event_files"] == 3
+    e = res["per_ebr"]["6"]
+    assert e["events"] == 3 and e["auc"] > 0.8 and e["recall"] >= 2 / 3  # glass at +6 dB is heard
+    assert res["pure_normal"]["false_alerts"] == 0
+    for png in [res["roc_png"], *res["residual_pngs"]]:
+        assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_runs_end_to_end_and_alerts_on_inserted_events(ambient_files, tmp_path):
+    from tests.conftest import GLASS
+
+    amb = _links(tmp_path / "ambient", ambient_files[20:28])  # 2 h of one site: 6 train, 2 replayed (20 s)
+    r = _run("demo", "--ambient", amb, "--events", GLASS, "--steps", "150", "--speed", "10", "--n-events", "2",
+             "--ebr", "6", "--work", tmp_path / "work")
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+    rep = json.loads((tmp_path / "work" / "report.json").read_text())
+    assert rep["events_inserted"] == 2 and rep["daemon_exit_code"] == 0
+    assert rep["windows_scored"] == rep["windows_expected"] == 39
+    assert rep["events_alerted"] >= 1 and rep["false_alerts"] == 0
+    assert "=== streamad demo summary ===" in r.stdout

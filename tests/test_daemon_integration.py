@@ -76,9 +76,9 @@ def test_malformed_chunk_goes_to_dead_letter_and_daemon_goes_on(broker, tmp_path
                                                                heldout_ambient):
     topic, cfg = _setup(broker, tmp_path, unique, audio_model)
     sig = load_audio(heldout_ambient[0], SR)
-    bad = {30: (b"mic", b"\x01\x02\x03", [("sample_rate", b"16000"), ("dtype", b"int16"),
-                                          ("channels", b"1"), ("timestamp", b"1.0")]),
-           31: (b"mic", b"\0\0", [("dtype", b"int16")])}
+    bad = {30: (b"mic", b"\x01\x02\x03", [("sample_rate", b"16000"), ("dtype", b"int16"), ("channels", b"1"),
+                                          ("timestamp", b"1.0"), ("trace-id", b"t-30")]),
+           31: (b"mic-b", b"\0\0", [("dtype", b"int16"), ("trace-id", b"t-31")])}
     log, slog = tmp_path / "daemon.log", tmp_path / "scores.jsonl"
     proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
     try:
@@ -91,11 +91,17 @@ def test_malformed_chunk_goes_to_dead_letter_and_daemon_goes_on(broker, tmp_path
             proc.kill()
     dlq = K.read_topic(broker.bootstrap, f"{topic}-dlq")
     assert len(dlq) == 2
-    reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in dlq)
-    assert "whole number" in reasons[1] or "whole number" in reasons[0]
-    assert any("missing header 'sample_rate'" in x for x in reasons)
-    assert all(dict(r.headers)["dlq_source"].decode().startswith(topic + "/") for r in dlq)
-    assert dlq[0].value in (b"\x01\x02\x03", b"\0\0")  # the original payload is kept
+    sources = {r.value: r for r in K.read_topic(broker.bootstrap, topic) if r.value in (bad[30][1], bad[31][1])}
+    for d in dlq:
+        src = sources[d.value]  # the original payload is kept unchanged ...
+        k, v, h = bad[30] if d.value == bad[30][1] else bad[31]
+        assert d.key == src.key == k  # ... with its key ...
+        assert d.headers[:len(h)] == [(name, val) for name, val in h]  # ... its own headers, in order ...
+        extra = dict(d.headers[len(h):])
+        assert set(extra) == {"dlq_reason", "dlq_source"}  # ... plus the reason and the exact source
+        assert extra["dlq_source"].decode() == f"{topic}/{src.partition}/{src.offset}"
+    reasons = {d.key: dict(d.headers)["dlq_reason"].decode() for d in dlq}
+    assert "whole number" in reasons[b"mic"] and reasons[b"mic-b"] == "missing header 'sample_rate'"
 
 
 def test_sigkill_restart_scores_every_window_and_loses_no_alert(broker, tmp_path, unique, audio_model,

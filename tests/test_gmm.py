@@ -56,10 +56,14 @@ def test_diag_gmm_likelihood():
     g = DiagGMM(k=2, seed=0).fit(torch.tensor(x))
     nll = g.nll(torch.tensor([[3.0, 3.0], [0.0, 0.0]]))
     assert nll[1] > nll[0]
-    # log-likelihood of a point near a fitted component equals the direct formula
+    # the two components are found: one at (3, 3) with variance 0.25, one at (-3, -3) with variance 1
     k = int(torch.argmin((g.mu - 3).abs().sum(1)))
+    np.testing.assert_allclose(g.mu[k].numpy(), [3, 3], atol=0.15)
+    np.testing.assert_allclose(g.var[k].numpy(), [0.25, 0.25], rtol=0.25)
+    np.testing.assert_allclose(g.mu[1 - k].numpy(), [-3, -3], atol=0.25)
+    np.testing.assert_allclose(float(g.logw[k].exp()), 0.5, atol=0.02)
+    # log-likelihood of a point near a fitted component equals the direct formula
     pt = np.array([3.0, 3.0])
     dens = sum(math.exp(float(g.logw[j])) * multivariate_normal(g.mu[j].numpy(), np.diag(g.var[j].numpy())).pdf(pt)
                for j in range(2))
     assert float(g.nll(torch.tensor(pt[None]))[0]) == pytest.approx(-math.log(dens), rel=1e-6)
-    assert k in (0, 1)

@@ -75,7 +75,10 @@ def test_gmgan_checkpoint_resume_matches_uninterrupted(tmp_path):
     with pytest.raises(Stop):
         interrupted.fit(X, seed=3, progress=stop_after_ckpt, checkpoint=ck)
     assert ck.exists()
-    resumed = create("gmgan", {"steps": 8, "batch_size": 16, "checkpoint_every": 4}).fit(X, seed=3, checkpoint=ck)
+    steps_run = []
+    resumed = create("gmgan", {"steps": 8, "batch_size": 16, "checkpoint_every": 4}).fit(
+        X, seed=3, checkpoint=ck, progress=lambda step, total, losses: steps_run.append(step))
+    assert steps_run == [5, 6, 7, 8]  # resumed after the checkpoint at step 4, not retrained from 1
     assert not ck.exists()
     a, b = full.score_components(X[:8]), resumed.score_components(X[:8])
     for k in a:

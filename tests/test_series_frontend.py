@@ -221,3 +221,33 @@ def test_evaluate_series_end_to_end(tmp_path):
     assert all(0.0 <= float(r[2]) <= 1.0 for r in rows[1:])
     beats = evaluate_ecg_beats(model, d, progress=False)
     assert beats["abnormal"] == 3 and beats["auc"] > 0.9
+
+
+def test_spectrogram_rows_match_scipy_stft_per_channel():
+    """A different sine per channel: each channel's block of rows is that channel's Hann-windowed
+    STFT (scipy) pooled by the log filters, up to one dB offset (the STFT scaling)."""
+    from scipy.signal import stft
+
+    from streamad.windows.series import _log_filters
+
+    window, n_fft = 156, 32  # 32 frames of 32 readings, one every 4 readings
+    f = _front("spectrogram", window, 4)
+    f.load_state({"n_channels": torch.tensor(2), "center": torch.zeros(2), "scale": torch.ones(2),
+                  "row_mean": torch.zeros(32, 1), "row_std": torch.ones(32, 1)})
+    assert f.n_fft == n_fft
+    rng = np.random.default_rng(0)
+    t = np.arange(window)
+    x = np.stack([np.sin(2 * np.pi * 3.3 / n_fft * t), np.sin(2 * np.pi * 10.6 / n_fft * t + 1.0)], 1)
+    x = (x + 0.01 * rng.standard_normal(x.shape)).astype(np.float32)
+    ours = f.transform(torch.from_numpy(x[None]))[0, 0].double().numpy()  # (32 rows, 32 frames)
+    fb = _log_filters(16, n_fft // 2 + 1).double().numpy()
+    ref = []
+    for c in range(2):
+        _, _, z = stft(x[:, c].astype(np.float64), window="hann", nperseg=n_fft, noverlap=n_fft - 4,
+                       boundary=None, padded=False, detrend=False)
+        ref.append(10 * np.log10(fb @ (np.abs(z) ** 2)))
+    diff = ours - np.concatenate(ref)
+    assert diff.shape == (32, 32)
+    assert np.ptp(diff) < 0.01, np.ptp(diff)
+    # the two channels really differ (channel 1's rows are not channel 0's)
+    assert np.abs(ref[0] - ref[1]).max() > 10

@@ -85,6 +85,9 @@ def test_sensor_ecg_and_audio_streams_in_one_daemon(broker, tmp_path, unique, se
         mixed, (a0, a1) = K.event_signal(amb, load_audio(sorted(GLASS.glob("*.wav"))[0], 16000), 16000, 4.0, 6.0)
         K.produce_audio(broker.bootstrap, topics["audio"], "lobby", mixed, 16000, 1_800_000_000.0)
         prod = kio.producer(KafkaConfig(), broker.bootstrap)
+        # a malformed reading first: it must land on the sensor dead-letter topic, the rest goes on
+        prod.send(topics["sensor"], key=b"pump-7", value=b'{"ts": "soon", "values": {"Pressure": 1}}',
+                  headers=[("trace-id", b"s-1")]).get(timeout=10)
         # sensor: the whole SKAB file, one reading per record, original timestamps
         replay_series(prod, topics["sensor"], "pump-7", skab, speed=0, batch=1)
         # ECG: 840-900 s of record 100 (5 abnormal beats), in 0.5 s batches, on an epoch clock
@@ -130,3 +133,11 @@ def test_sensor_ecg_and_audio_streams_in_one_daemon(broker, tmp_path, unique, se
                  f"{[round(al['window_start'] - ts0, 1) for al in h_alerts]}"
     scored = K.scored(slog)
     assert {s["stream_id"] for s in scored} == {"lobby", "pump-7", "bed-3"}
+    # the series dead-letter topic holds exactly the malformed reading, unchanged, with reason and source
+    (dl,) = K.read_topic(broker.bootstrap, f"{topics['sensor']}-dlq")
+    (src,) = [r for r in K.read_topic(broker.bootstrap, topics["sensor"]) if r.value == dl.value]
+    assert dl.key == b"pump-7" and dl.headers[0] == ("trace-id", b"s-1")
+    h = dict(dl.headers)
+    assert "bad timestamp 'soon'" in h["dlq_reason"].decode()
+    assert h["dlq_source"].decode() == f"{topics['sensor']}/{src.partition}/{src.offset}"
+    assert K.read_topic(broker.bootstrap, f"{topics['heartrate']}-dlq", idle_s=0.5) == []

@@ -4,8 +4,8 @@ Only :meth:`OffsetLedger.commit` commits, always in this order (as quixstreams' 
 
 1. flush the producer;
 2. check the acknowledgement of every record produced since the last commit (alerts, dead
-   letters) — one failure raises :class:`DeliveryError` and nothing is committed, so a
-   restart re-reads from the last commit and re-publishes (same alert ids);
+   letters; :meth:`OffsetLedger.send`) — one failure raises :class:`DeliveryError` and nothing
+   is committed, so a restart re-reads from the last commit and re-publishes (same alert ids);
 3. commit, per partition, the smaller of the next offset to consume and the oldest offset the
    pipelines still *need* (records whose samples a future window uses, or that opened an alert
    event still in progress).
@@ -35,13 +35,17 @@ class OffsetLedger:
         self.pending: list[Any] = []  # produce futures not yet checked
         self.rewind: dict[TopicPartition, int] = {}  # revoked partitions: where to re-read if they return
         self.commits = 0
-        self.failed: DeliveryError | None = None  # a delivery failure seen inside a rebalance callback
 
     def seen(self, tp: TopicPartition, offset: int) -> None:
         self.consumed[tp] = offset + 1
 
-    def track(self, future: Any) -> None:
-        self.pending.append(future)
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None = None) -> None:
+        """Produce a record whose acknowledgement the next commit waits for. A record the client
+        refuses outright (too large, closed producer) raises DeliveryError at once."""
+        try:
+            self.pending.append(self.producer.send(topic, key=key, value=value, headers=headers))
+        except Exception as e:
+            raise DeliveryError(f"cannot publish to {topic}: {type(e).__name__}: {e}") from e
 
     def safe_offsets(self, needed: Needed, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Per partition: min(next offset to read, oldest offset still needed)."""
@@ -74,17 +78,12 @@ class OffsetLedger:
         return len(offsets)
 
     def revoke(self, tps: Iterable[TopicPartition], needed: Needed) -> None:
-        """Partitions leave: commit what is safe and remember it, so that a partition that comes
-        straight back (eager rebalancing revokes everything) is re-read from there (its buffers
-        are dropped)."""
+        """Partitions leave. Nothing new needs committing: every poll ends with a commit and the
+        rebalance callback runs inside the next poll (kafka-python 3 cannot block on a commit from
+        its IO thread anyway). Remember the safe offsets, so that a partition that comes straight
+        back (eager rebalancing revokes everything) is re-read from there: its buffers are gone."""
         tps = set(tps)
         self.rewind.update(self.safe_offsets(needed, tps))
-        try:
-            self.commit(needed, tps)
-        except DeliveryError as e:  # raised inside the client's callback: the loop re-raises it
-            self.failed = e
-        except Exception as e:  # the group may already have moved on; the new owner re-reads
-            log.warning("commit on revoke failed: %s", e)
         for tp in tps:
             self.consumed.pop(tp, None)
             self.committed.pop(tp, None)

@@ -84,8 +84,6 @@ class Daemon:
         try:
             while not self.stopping and not (t_end and time.monotonic() > t_end):
                 batches = self.consumer.poll(timeout_ms=self.kcfg.poll_timeout_ms)
-                if self.ledger.failed:
-                    raise self.ledger.failed
                 if batches:
                     self.process(batches)
                 self.evict_idle()
@@ -153,7 +151,7 @@ class Daemon:
             self.score_log.flush()
         for alert in pipe.decide(items, scores, comps):
             key, value = encode_alert(alert)
-            self.ledger.track(self.producer.send(pipe.cfg.kafka.alert_topic, key=key, value=value))
+            self.ledger.send(pipe.cfg.kafka.alert_topic, key, value)
             self.counters.alerts += 1
             if self.on_alert:
                 self.on_alert(alert)
@@ -161,9 +159,7 @@ class Daemon:
     def send_dead_letter(self, pipe: Pipeline, rec: Any, reason: str) -> None:
         self.counters.dead_letters += 1
         log.warning("dead-letter %s/%d@%d: %s", rec.topic, rec.partition, rec.offset, reason)
-        key, value, headers = dead_letter(rec, reason)
-        self.ledger.track(self.producer.send(pipe.cfg.kafka.dead_letter_topic, key=key, value=value,
-                                             headers=headers))
+        self.ledger.send(pipe.cfg.kafka.dead_letter_topic, *dead_letter(rec, reason))
 
     def needed(self) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
@@ -176,12 +172,15 @@ class Daemon:
         self.ledger.commit(self.needed(), tps)
 
     def evict_idle(self) -> None:
-        for p in self.pipelines:
-            self.counters.evicted_streams += p.evict_idle(self.idle_stream_s)
+        n = sum(p.evict_idle(self.idle_stream_s) for p in self.pipelines)
+        if n:
+            self.counters.evicted_streams += n
+            log.info("evicted %d idle stream(s) (silent for %.0f s)", n, self.idle_stream_s)
+            self.commit()  # their held records are no longer needed
 
     # -- rebalances ---------------------------------------------------------------
     def revoke(self, tps) -> None:
-        """Partitions leave this worker: commit what is safe, then forget their streams."""
+        """Partitions leave this worker: remember where to re-read them, forget their streams."""
         self.ledger.revoke(tps, self.needed())
         keys = {(tp.topic, tp.partition) for tp in tps}
         for p in self.pipelines:

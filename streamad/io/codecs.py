@@ -118,7 +118,3 @@ def decode_audio(key: bytes | None, value: bytes | None, headers: Any) -> AudioC
 
 def encode_alert(alert: dict[str, Any]) -> tuple[bytes, bytes]:
     return alert["stream_id"].encode(), json.dumps(alert, sort_keys=True).encode()
-
-
-def decode_alert(value: bytes) -> dict[str, Any]:
-    return json.loads(value)

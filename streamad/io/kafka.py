@@ -39,7 +39,7 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
         opts["session_timeout_ms"] = cfg.session_timeout_ms
     if cfg.heartbeat_interval_ms is not None:
         opts["heartbeat_interval_ms"] = cfg.heartbeat_interval_ms
-    opts.update(cfg.client)
+    opts.update(client_options(cfg.client, KafkaConsumer))
     opts.update(extra)
     return KafkaConsumer(**opts)
 
@@ -49,19 +49,38 @@ def producer(cfg: KafkaConfig, bootstrap: str, **extra: Any) -> KafkaProducer:
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1024 * 1024,
         max_request_size=MAX_MESSAGE, retries=5, client_id="streamad",
     )
-    opts.update({k: v for k, v in cfg.client.items() if k not in _CONSUMER_ONLY})
+    opts.update(client_options(cfg.client, KafkaProducer))
     opts.update(extra)
     return KafkaProducer(**opts)
 
 
-_CONSUMER_ONLY = {"session_timeout_ms", "heartbeat_interval_ms", "max_poll_records", "auto_offset_reset",
-                  "fetch_max_bytes", "max_partition_fetch_bytes", "group_id", "enable_auto_commit",
-                  "max_poll_interval_ms", "fetch_min_bytes", "fetch_max_wait_ms", "isolation_level"}
+# Options streamad sets itself: overriding them would break its guarantees or its wire formats.
+_RESERVED = {"bootstrap_servers": "kafka.bootstrap_servers", "group_id": "kafka.group_id",
+             "enable_auto_commit": "manual commits after acknowledged alerts",
+             "key_serializer": "the wire format", "value_serializer": "the wire format",
+             "key_deserializer": "the wire format", "value_deserializer": "the wire format"}
+
+
+def check_client_options(client: dict[str, Any]) -> None:
+    """``kafka.client`` keys must be kafka-python options streamad does not set itself (ConfigError)."""
+    from streamad.config import ConfigError
+
+    known = set(KafkaConsumer.DEFAULT_CONFIG) | set(KafkaProducer.DEFAULT_CONFIG) | set(KafkaAdminClient.DEFAULT_CONFIG)
+    for k in client:
+        if k in _RESERVED:
+            raise ConfigError(f"kafka.client.{k}: set by streamad ({_RESERVED[k]}); remove it here")
+        if k not in known:
+            raise ConfigError(f"kafka.client.{k}: not a kafka-python client option")
+
+
+def client_options(client: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The ``kafka.client`` options that apply to this client class (consumer, producer, admin)."""
+    return {k: v for k, v in client.items() if k in cls.DEFAULT_CONFIG}
 
 
 def ensure_topics(bootstrap: str, topics: list[str], partitions: int, client: dict[str, Any] | None = None) -> None:
     """Create missing topics with ``partitions`` partitions (existing ones are left alone)."""
-    opts = {k: v for k, v in (client or {}).items() if k in _ADMIN_KEYS}
+    opts = client_options(client or {}, KafkaAdminClient)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamad-admin", **opts)
     try:
         existing = set(admin.list_topics())
@@ -73,8 +92,3 @@ def ensure_topics(bootstrap: str, topics: list[str], partitions: int, client: di
                 pass
     finally:
         admin.close()
-
-
-_ADMIN_KEYS = {"security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
-               "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname",
-               "sasl_kerberos_service_name", "sasl_oauth_token_provider", "request_timeout_ms"}

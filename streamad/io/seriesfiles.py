@@ -179,8 +179,8 @@ def _find(name: str, header: list[str], path: Path, what: str = "column") -> int
     raise InputError(f"{path}: no {what} {name!r} (columns: {', '.join(header)})")
 
 
-def _load_csv(path: Path, time_column: str | None, value_columns: list[str] | None,
-              label_column: str | None, channels: list[str] | None) -> SeriesData:
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int], str]:
+    """(header, data rows, file line of each row, separator); every row has the header's width."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -192,98 +192,95 @@ def _load_csv(path: Path, time_column: str | None, value_columns: list[str] | No
         raise InputError(f"{path}: empty file")
     sep = _sniff(sample[:20])
     rows_iter = csv.reader(io.StringIO(text), delimiter=sep)
-    rows: list[list[str]] = []
-    lines: list[int] = []  # file line number of each row (for messages)
+    rows, lines = [], []
     for row in rows_iter:
-        if not row or all(not c.strip() for c in row):
-            continue
-        rows.append([c.strip() for c in row])
-        lines.append(rows_iter.line_num)
+        if row and any(c.strip() for c in row):
+            rows.append([c.strip() for c in row])
+            lines.append(rows_iter.line_num)
     first = rows[0]
-    if all(_is_number(c) for c in first):
+    if all(_is_number(c) for c in first):  # no header
         header = ["value"] if len(first) == 1 else [f"c{i}" for i in range(len(first))]
-        data, data_lines = rows, lines
     else:
         header = [h if h else f"c{i}" for i, h in enumerate(first)]
-        data, data_lines = rows[1:], lines[1:]
+        rows, lines = rows[1:], lines[1:]
         dup = {h for h in header if header.count(h) > 1}
         if dup:
             raise InputError(f"{path}: duplicate column name {sorted(dup)[0]!r}")
-    if not data:
+    if not rows:
         raise InputError(f"{path}: no data rows (only a header)")
-    width = len(header)
-    for r, (row, ln) in enumerate(zip(data, data_lines)):
-        if len(row) != width:
+    for r, (row, ln) in enumerate(zip(rows, lines)):
+        if len(row) != len(header):
             raise InputError(f"{path}: row {r + 1} (line {ln}) has {len(row)} fields, "
-                             f"expected {width} (separator {sep!r})")
-    cols = list(zip(*data))
+                             f"expected {len(header)} (separator {sep!r})")
+    return header, rows, lines, sep
 
-    # time column
-    t_idx = None
-    if time_column is not None:
-        t_idx = _find(time_column, header, path)
-    else:
-        low = [h.lower() for h in header]
-        t_idx = next((low.index(n) for n in TIME_NAMES if n in low), None)
+
+def _pick(name: str | None, defaults: tuple[str, ...], header: list[str], path: Path) -> int | None:
+    """Index of the named column, else of the first default name present, else None."""
+    if name is not None:
+        return _find(name, header, path)
+    low = [h.lower() for h in header]
+    return next((low.index(n) for n in defaults if n in low), None)
+
+
+def _times(cells: list[str], column: str, lines: list[int], path: Path) -> np.ndarray:
+    times = np.empty(len(cells), dtype=np.float64)
+    for r, c in enumerate(cells):
+        try:
+            times[r] = parse_time(c)
+        except (ValueError, OverflowError):
+            what = "empty timestamp" if not c else f"unparseable timestamp {c[:40]!r}"
+            raise InputError(f"{path}: {what} in column {column!r} at row {r + 1} "
+                             f"(line {lines[r]}); expected epoch seconds or ISO-8601") from None
+    return times
+
+
+def _numeric(cells: list[str], column: str, lines: list[int], path: Path, what: str = "column") -> np.ndarray:
+    arr, bad = _to_float_column(cells)
+    if bad >= 0:
+        raise InputError(f"{path}: {what} {column!r} row {bad + 1} (line {lines[bad]}): "
+                         f"not a number: {cells[bad][:40]!r}")
+    return arr
+
+
+def _value_columns(cols: list, header: list[str], explicit: list[str] | None, skip: set, lines: list[int],
+                   path: Path) -> tuple[list[np.ndarray], list[str]]:
+    if explicit:
+        return [_numeric(list(cols[_find(c, header, path)]), c, lines, path) for c in explicit], list(explicit)
+    arrays, names = [], []
+    for i, h in enumerate(header):
+        if i in skip or h.lower() in NOT_VALUES:
+            continue
+        arr, bad = _to_float_column(list(cols[i]))
+        if bad < 0 and np.isfinite(arr).any():
+            arrays.append(arr)
+            names.append(h)
+    if not arrays:
+        raise InputError(f"{path}: no numeric value columns (columns: {', '.join(header)})")
+    return arrays, names
+
+
+def _load_csv(path: Path, time_column: str | None, value_columns: list[str] | None,
+              label_column: str | None, channels: list[str] | None) -> SeriesData:
+    header, data, lines, _sep = _read_rows(path)
+    cols = list(zip(*data))
+    t_idx = _pick(time_column, TIME_NAMES, header, path)
     if t_idx is not None:
-        cells = list(cols[t_idx])
-        times = np.empty(len(cells), dtype=np.float64)
-        for r, c in enumerate(cells):
-            try:
-                times[r] = parse_time(c)
-            except (ValueError, OverflowError):
-                what = "empty timestamp" if not c else f"unparseable timestamp {c[:40]!r}"
-                raise InputError(f"{path}: {what} in column {header[t_idx]!r} at row {r + 1} "
-                                 f"(line {data_lines[r]}); expected epoch seconds or ISO-8601") from None
-        time_labels = cells
+        time_labels = list(cols[t_idx])
+        times = _times(time_labels, header[t_idx], lines, path)
     else:
         times = np.arange(len(data), dtype=np.float64)
         time_labels = [str(i) for i in range(len(data))]
-
-    # label column
-    l_idx = None
-    if label_column is not None:
-        l_idx = _find(label_column, header, path)
-    else:
-        low = [h.lower() for h in header]
-        l_idx = next((low.index(n) for n in LABEL_NAMES if n in low), None)
+    l_idx = _pick(label_column, LABEL_NAMES, header, path)
     labels = None
     if l_idx is not None:
-        lab, bad = _to_float_column(list(cols[l_idx]))
-        if bad >= 0:
-            raise InputError(f"{path}: label column {header[l_idx]!r} row {bad + 1} "
-                             f"(line {data_lines[bad]}): not a number: {cols[l_idx][bad][:40]!r}")
+        lab = _numeric(list(cols[l_idx]), header[l_idx], lines, path, what="label column")
         labels = (np.nan_to_num(lab, nan=0.0) != 0).astype(np.int8)
-
-    # value columns
-    explicit = channels if channels else value_columns
-    if explicit:
-        v_idx = [_find(c, header, path) for c in explicit]
-        arrays = []
-        for i in v_idx:
-            arr, bad = _to_float_column(list(cols[i]))
-            if bad >= 0:
-                raise InputError(f"{path}: column {header[i]!r} row {bad + 1} (line {data_lines[bad]}): "
-                                 f"not a number: {cols[i][bad][:40]!r}")
-            arrays.append(arr)
-        names = list(explicit)
-    else:
-        skip = {t_idx, l_idx}
-        arrays, names = [], []
-        for i, h in enumerate(header):
-            if i in skip or h.lower() in NOT_VALUES:
-                continue
-            arr, bad = _to_float_column(list(cols[i]))
-            if bad >= 0 or not np.isfinite(arr).any():
-                continue
-            arrays.append(arr)
-            names.append(h)
-        if not arrays:
-            raise InputError(f"{path}: no numeric value columns (columns: {', '.join(header)})")
+    arrays, names = _value_columns(cols, header, channels or value_columns, {t_idx, l_idx}, lines, path)
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.stack(arrays, axis=1).astype(np.float32)
     values[~np.isfinite(values)] = np.nan
-    return SeriesData(name=str(path), values=values, times=times, time_labels=list(time_labels),
+    return SeriesData(name=str(path), values=values, times=times, time_labels=time_labels,
                       channels=names, labels=labels, rate_hz=_estimate_rate(times))
 
 

@@ -28,7 +28,6 @@ class TrainingError(RuntimeError):
 
 class Detector(ABC):
     name: ClassVar[str]
-    components: ClassVar[tuple[str, ...]]
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any):

@@ -22,7 +22,6 @@ def _frames(X: torch.Tensor) -> torch.Tensor:
 
 class FrameGMM(Detector):
     name = "frame_gmm"
-    components = ("nll",)
     defaults: dict[str, Any] = {"k": 8, "iters": 100, "max_frames": 200000}
 
     def fit(self, X: torch.Tensor, seed: int = 0, progress: Progress | None = None, **_: Any) -> "FrameGMM":

@@ -79,10 +79,7 @@ class AudioStreamBuffer:
         assert self.buf_start is not None and self.next_start is not None
         while self.next_start + self.win <= self.buf_start + len(self.buf):
             s = self.next_start
-            i = s - self.buf_start
-            if i < 0:  # grid point before the buffer start cannot happen after _reset
-                self.next_start += self.hop
-                continue
+            i = s - self.buf_start  # >= 0: _reset puts the first grid point at or after buf_start
             data = self.buf[i:i + self.win].copy()
             sources: dict[TopicPartition, tuple[int, int]] = {}
             for p0, p1, tp, off in self.records:
