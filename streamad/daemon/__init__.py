@@ -3,7 +3,8 @@ endpoint (``health``) and logging setup (``logs``).
 
 ``Daemon``, ``DeliveryError`` and ``Pipeline`` are re-exported lazily from ``loop`` so that
 ``from streamad.daemon import Daemon`` keeps working while ``import streamad.daemon.telemetry``
-does not pull in torch and kafka.
+does not pull in torch and kafka. ``setup_logging`` is ``logs.setup_logging(level, fmt="text")``,
+a superset of the old ``loop.setup_logging(level)`` (same text format by default).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(loop, name)
     if name == "setup_logging":
-        from streamad.daemon import loop
+        from streamad.daemon.logs import setup_logging
 
-        return loop.setup_logging
+        return setup_logging
     raise AttributeError(f"module 'streamad.daemon' has no attribute {name!r}")
