@@ -119,11 +119,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     from streamad.pipeline import AnomalyModel
     from streamad.worker import Worker
 
-    setup_logging(a.log_level)
     stop_early = {"sig": None}  # a SIGTERM while loading models still means a clean exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     cfgs = [_load_config(c) for c in a.config]
+    setup_logging(a.log_level, a.log_format or cfgs[0].logging.format)
     if a.model and len(cfgs) > 1:
         raise CliError("run: --model only with a single --config (set model.path in each config)")
     pipes = {}
@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-seconds", type=float, help="stop after this long (testing)")
     s.add_argument("--score-log", metavar="FILE", help="append one JSON line per scored window (audit trail)")
     s.add_argument("--log-level", default="INFO")
+    s.add_argument("--log-format", choices=("text", "json"), help="override logging.format (default: text)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("replay", help="publish audio files as a live chunk stream")
