@@ -175,3 +175,36 @@ def test_kafka_connected_follows_the_real_broker():
     finally:
         c.close(autocommit=False)
         b.stop()
+
+
+@pytest.mark.broker
+def test_partition_lags_on_the_real_broker(broker, unique):
+    from streamad.config import KafkaConfig
+    from streamad.daemon.telemetry import partition_lags
+    from streamad.io import kafka as kio
+
+    topic = f"lag-{unique}"
+    kio.ensure_topics(broker.bootstrap, [topic], 1)
+    p = kio.producer(KafkaConfig(), broker.bootstrap)
+    for i in range(60):
+        p.send(topic, key=b"k", value=b"x")
+        if i % 20 == 19:
+            p.flush()  # several record batches
+    p.close(timeout=10)
+    kcfg = KafkaConfig(session_timeout_ms=2000, heartbeat_interval_ms=600, group_id=f"g-{unique}")
+    c = kio.consumer(kcfg, broker.bootstrap, max_poll_records=10)
+    c.subscribe([topic])
+    consumed, seen, n = {}, [], 0
+    try:
+        deadline = time.monotonic() + 30
+        while n < 60 and time.monotonic() < deadline:
+            for tp, recs in c.poll(timeout_ms=200).items():
+                consumed[tp] = recs[-1].offset + 1
+                n += len(recs)
+            lags = partition_lags(c, consumed)
+            if lags:
+                seen.append(lags[(topic, 0)])
+                assert lags[(topic, 0)] == 60 - n
+    finally:
+        c.close(autocommit=False)
+    assert n == 60 and seen[0] >= 40 and seen[-1] == 0

@@ -239,8 +239,8 @@ def partition_lags(consumer, consumed: dict) -> dict[tuple[str, int], int]:
 
     ``consumed`` maps TopicPartition -> the next offset the daemon will read (``Daemon.consumed``).
     Partitions with no fetch response yet (no high watermark) or nothing consumed are left out.
-    The embedded broker (Tansu) reports the high watermark as the last batch's base offset + 1, so
-    there lag reads low; Apache Kafka reports it exactly.
+    The high watermark comes with every fetch response (no extra request); exact on the embedded
+    broker too (``tests/test_health.py``).
     """
     out = {}
     for tp in consumer.assignment():
