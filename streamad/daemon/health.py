@@ -116,8 +116,16 @@ class HealthState:
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a kept-alive or slow connection may hold its thread
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        self._route(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._route(head=True)
+
+    def _route(self, head: bool) -> None:
+        self._head = head  # one handler serves every request of a kept-alive connection
         path = self.path.split("?", 1)[0]
         try:
             if path == "/healthz":
@@ -134,10 +142,6 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a probe must get an answer, never a dropped connection
             log.exception("health endpoint %s failed", path)
             self._json(500, {"error": type(e).__name__})
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._head_only = True
-        self.do_GET()
 
     def _metrics(self) -> None:
         encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
@@ -157,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not getattr(self, "_head_only", False):
+        if not self._head:
             self.wfile.write(body)
 
     def log_message(self, fmt: str, *args: Any) -> None:  # probes every few seconds: not INFO material
