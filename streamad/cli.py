@@ -114,15 +114,21 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-def _pipelines(a: argparse.Namespace, paths: list[str]):
+def _run_configs(paths: list[str]):
+    """The configs of one daemon process, checked together before anything starts."""
     from streamad.config import check_shared_sections
-    from streamad.daemon import Pipeline
     from streamad.io.kafka import check_client_options
-    from streamad.model import AnomalyModel
 
     cfgs = [_load_config(c) for c in paths]
     check_shared_sections(dict(zip(paths, cfgs)))
     check_client_options(cfgs[0].kafka.client)
+    return cfgs
+
+
+def _pipelines(a: argparse.Namespace, paths: list[str], cfgs: list):
+    from streamad.daemon import Pipeline
+    from streamad.model import AnomalyModel
+
     if a.model and len(cfgs) > 1:
         raise CliError("run: --model only with a single --config (set model.path in each config)")
     return [Pipeline(path, cfg, AnomalyModel.load(a.model or cfg.model.path, device=a.device or cfg.model.device))
@@ -137,8 +143,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from streamad.daemon import Daemon, DeliveryError, setup_logging
     from streamad.io.kafka import ensure_topics
 
-    setup_logging(a.log_level)
-    pipes = _pipelines(a, a.config)
+    cfgs = _run_configs(a.config)
+    setup_logging(a.log_level, a.log_format or cfgs[0].logging.format)
+    pipes = _pipelines(a, a.config, cfgs)
     first = pipes[0].cfg
     if first.worker.threads > 0:
         import torch
@@ -278,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-seconds", type=float, help="stop after this long (testing)")
     s.add_argument("--score-log", metavar="FILE", help="append one JSON line per scored window (audit trail)")
     s.add_argument("--log-level", default="INFO")
+    s.add_argument("--log-format", choices=("text", "json"), help="override logging.format (default: text)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("replay", help="publish audio files as a live chunk stream")

@@ -103,6 +103,23 @@ class WorkerConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """The HTTP endpoint (/healthz, /readyz, /metrics). Process-wide: the first --config's is used."""
+
+    port: int = 0  # 0 = off; e.g. 9765
+    host: str = "127.0.0.1"  # bind address; 0.0.0.0 in containers (the endpoint has no authentication)
+    ready_max_lag: int = 10000  # /readyz fails while a partition is more records behind than this
+    stuck_after_s: float = 120.0  # /healthz fails when the main loop has not ticked for this long
+
+
+@dataclass
+class LoggingConfig:
+    """Process-wide: the first --config's is used; `streamad run --log-format` overrides it."""
+
+    format: str = "text"  # text | json (one JSON object per line: ts, level, logger, message, extras)
+
+
+@dataclass
 class Config:
     kind: str = "audio"  # audio | series
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
@@ -112,6 +129,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -119,12 +138,13 @@ class Config:
 
 _CHOICES = {
     "series.representation": ("patch", "spectrogram"),
+    "logging.format": ("text", "json"),
 }
 _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
     "audio.frames", "series.rate_hz", "series.window", "series.hop", "kafka.partitions",
     "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
-    "alerts.min_windows", "alerts.of_windows",
+    "alerts.min_windows", "alerts.of_windows", "metrics.ready_max_lag", "metrics.stuck_after_s",
 }
 
 
@@ -225,11 +245,15 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("train.holdout_fraction: must be in (0, 1)")
     if not cfg.kafka.input_topics:
         raise ConfigError("kafka.input_topics: needs at least one topic")
+    if not 0 <= cfg.metrics.port <= 65535:
+        raise ConfigError(f"metrics.port: must be in 0-65535 (0 = off), got {cfg.metrics.port}")
+    if not cfg.metrics.host.strip():
+        raise ConfigError("metrics.host: must not be empty (127.0.0.1, 0.0.0.0, ::, or a host name)")
     return cfg
 
 
-# Sections one daemon process shares between its pipelines (one consumer, one worker); the
-# topics of each config are its own.
+# Sections one daemon process shares between its pipelines (one consumer, one worker, one metrics
+# endpoint, one log); the topics of each config are its own.
 _PER_PIPELINE_KAFKA = {"input_topics", "alert_topic", "dead_letter_topic"}
 
 
@@ -238,7 +262,7 @@ def check_shared_sections(cfgs: dict[str, Config]) -> None:
     items = list(cfgs.items())
     (first_name, first), rest = items[0], items[1:]
     for name, cfg in rest:
-        for section in ("kafka", "worker"):
+        for section in ("kafka", "worker", "metrics", "logging"):
             a, b = dataclasses.asdict(getattr(first, section)), dataclasses.asdict(getattr(cfg, section))
             for k in a:
                 if section == "kafka" and k in _PER_PIPELINE_KAFKA:

@@ -9,6 +9,15 @@ from streamad import config as C
 def test_defaults_valid():
     cfg = C.from_dict({})
     assert cfg.kind == "audio" and cfg.model.detector == "gmgan"
+    assert cfg.metrics.port == 0 and cfg.metrics.host == "127.0.0.1" and cfg.logging.format == "text"
+
+
+def test_metrics_and_logging_sections():
+    cfg = C.from_dict({"metrics": {"port": 9765, "host": "0.0.0.0", "ready_max_lag": 50, "stuck_after_s": 30},
+                       "logging": {"format": "json"}})
+    assert (cfg.metrics.port, cfg.metrics.host, cfg.metrics.ready_max_lag, cfg.metrics.stuck_after_s) == \
+        (9765, "0.0.0.0", 50, 30.0)
+    assert cfg.logging.format == "json"
 
 
 def test_repo_configs_load():
@@ -26,6 +35,14 @@ def test_repo_configs_load():
     ({"alerts": {"min_windows": 3, "of_windows": 2}}, "alerts.min_windows"),
     ({"model": {"params": []}}, "model.params"),
     ({"audio": {"window_s": -1}}, "audio."),
+    ({"metrics": {"port": 70000}}, "metrics.port"),
+    ({"metrics": {"port": -1}}, "metrics.port"),
+    ({"metrics": {"port": "9765"}}, "metrics.port"),
+    ({"metrics": {"host": ""}}, "metrics.host"),
+    ({"metrics": {"ready_max_lag": 0}}, "metrics.ready_max_lag"),
+    ({"metrics": {"stuck_after_s": -5}}, "metrics.stuck_after_s"),
+    ({"metrics": {"path": "/m"}}, "metrics.path"),
+    ({"logging": {"format": "xml"}}, "logging.format"),
 ])
 def test_errors_name_the_key(data, key):
     with pytest.raises(C.ConfigError) as e:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -36,7 +35,7 @@ from streamad.io.deadletter import dead_letter
 
 log = logging.getLogger("streamad.daemon")
 
-__all__ = ["Daemon", "DeliveryError", "Counters", "setup_logging"]
+__all__ = ["Daemon", "DeliveryError", "Counters"]
 
 
 @dataclass
@@ -199,9 +198,3 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         log.info("partitions assigned: %s", sorted((t.topic, t.partition) for t in assigned))
         self.d.ledger.assigned(assigned)
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
