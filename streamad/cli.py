@@ -135,12 +135,32 @@ def _pipelines(a: argparse.Namespace, paths: list[str], cfgs: list):
             for path, cfg in zip(paths, cfgs)]
 
 
+def _start_metrics(a: argparse.Namespace, first, pipes, bootstrap: str, kcfg):
+    """The daemon with its telemetry, and the /healthz /readyz /metrics endpoint when a port is set."""
+    from streamad.daemon import Daemon
+    from streamad.daemon.health import HealthState, start_health_server
+    from streamad.daemon.telemetry import Telemetry
+
+    m = first.metrics
+    if a.metrics_port is not None:
+        if not 0 <= a.metrics_port <= 65535:
+            raise CliError(f"run: --metrics-port must be in 0-65535 (0 = off), got {a.metrics_port}")
+        m.port = a.metrics_port
+    tel = Telemetry()
+    health = HealthState(tel, m.stuck_after_s, m.ready_max_lag)
+    daemon = Daemon(pipes, bootstrap, kcfg, first.worker.idle_stream_s, telemetry=tel, health=health)
+    try:
+        return start_health_server(m, health, tel), daemon
+    except OSError as e:
+        raise CliError(f"metrics.port: cannot listen on {m.host}:{m.port} ({e.strerror or e})") from None
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     stop_early = {"sig": None}  # a SIGTERM while importing or loading models still means a clean exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     from streamad.broker import EmbeddedBroker
-    from streamad.daemon import Daemon, DeliveryError, setup_logging
+    from streamad.daemon import DeliveryError, setup_logging
     from streamad.io.kafka import ensure_topics
 
     cfgs = _run_configs(a.config)
@@ -166,12 +186,12 @@ def cmd_run(a: argparse.Namespace) -> int:
             ensure_topics(bootstrap, topics, k.partitions, k.client)
         except Exception as e:  # external clusters may forbid topic creation: the topics must exist then
             print(f"streamad: could not create topics ({e}); assuming they exist", file=sys.stderr)
-        daemon = Daemon(pipes, bootstrap, k, first.worker.idle_stream_s)
+        server, daemon = _start_metrics(a, first, pipes, bootstrap, k)
         if a.print_alerts:
             daemon.on_alert = lambda al: print(json.dumps(al), flush=True)
-        if stop_early["sig"] is not None:
-            return 0
         try:
+            if stop_early["sig"] is not None:
+                return 0
             if a.score_log:
                 daemon.score_log = open(a.score_log, "a", encoding="utf-8")
             return daemon.run(max_seconds=a.max_seconds)
@@ -181,6 +201,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         finally:
             if daemon.score_log:
                 daemon.score_log.close()
+            if server:
+                server.stop()
     finally:
         if broker:
             broker.stop()
@@ -286,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--score-log", metavar="FILE", help="append one JSON line per scored window (audit trail)")
     s.add_argument("--log-level", default="INFO")
     s.add_argument("--log-format", choices=("text", "json"), help="override logging.format (default: text)")
+    s.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve /healthz /readyz /metrics on this port (overrides metrics.port; 0 = off)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("replay", help="publish audio files as a live chunk stream")

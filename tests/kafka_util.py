@@ -76,10 +76,10 @@ def write_config(path: Path, topic, group, model_dir, worker=None, **kafka_extra
     return path
 
 
-def start_daemon(cfg_path, bootstrap, score_log, log_path):
+def start_daemon(cfg_path, bootstrap, score_log, log_path, *extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "streamad.cli", "run", "--config", str(cfg_path),
-                             "--bootstrap", bootstrap, "--score-log", str(score_log), "--device", "cpu"],
+                             "--bootstrap", bootstrap, "--score-log", str(score_log), "--device", "cpu", *extra],
                             stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"), env=env,
                             start_new_session=True)
 

@@ -13,7 +13,7 @@ Only :meth:`OffsetLedger.commit` commits, always in this order (as quixstreams' 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -32,18 +32,20 @@ class OffsetLedger:
         self.ack_timeout_s = ack_timeout_s
         self.consumed: dict[TopicPartition, int] = {}  # next offset to read per partition
         self.committed: dict[TopicPartition, int] = {}
-        self.pending: list[Any] = []  # produce futures not yet checked
+        self.pending: list[tuple[Any, Callable | None]] = []  # (produce future, on_ack) not yet checked
         self.rewind: dict[TopicPartition, int] = {}  # revoked partitions: where to re-read if they return
         self.commits = 0
 
     def seen(self, tp: TopicPartition, offset: int) -> None:
         self.consumed[tp] = offset + 1
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None = None) -> None:
-        """Produce a record whose acknowledgement the next commit waits for. A record the client
-        refuses outright (too large, closed producer) raises DeliveryError at once."""
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None = None,
+             on_ack: Callable[[], None] | None = None) -> None:
+        """Produce a record whose acknowledgement the next commit waits for (``on_ack`` runs once
+        it is acknowledged). A record the client refuses outright (too large, closed producer)
+        raises DeliveryError at once."""
         try:
-            self.pending.append(self.producer.send(topic, key=key, value=value, headers=headers))
+            self.pending.append((self.producer.send(topic, key=key, value=value, headers=headers), on_ack))
         except Exception as e:
             raise DeliveryError(f"cannot publish to {topic}: {type(e).__name__}: {e}") from e
 
@@ -59,11 +61,13 @@ class OffsetLedger:
             return
         self.producer.flush(timeout=self.ack_timeout_s)
         pending, self.pending = self.pending, []
-        for f in pending:
+        for f, on_ack in pending:
             try:
                 f.get(timeout=self.ack_timeout_s)
             except Exception as e:  # refused or timed out: do not commit past it
                 raise DeliveryError(f"alert/dead-letter delivery failed: {e}") from e
+            if on_ack is not None:
+                on_ack()
 
     def commit(self, needed: Needed, tps: Iterable[TopicPartition] | None = None) -> int:
         """Acknowledge, then commit what is safe; returns the number of partitions committed."""

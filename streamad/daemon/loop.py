@@ -27,8 +27,10 @@ from kafka import ConsumerRebalanceListener
 from kafka.structs import TopicPartition
 
 from streamad.config import ConfigError, KafkaConfig
+from streamad.daemon.health import HealthState, kafka_connected
 from streamad.daemon.ledger import DeliveryError, OffsetLedger
 from streamad.daemon.pipeline import Pipeline
+from streamad.daemon.telemetry import Telemetry, partition_lags
 from streamad.io import kafka as kio
 from streamad.io.codecs import PayloadError, encode_alert
 from streamad.io.deadletter import dead_letter
@@ -50,7 +52,8 @@ class Counters:
 
 class Daemon:
     def __init__(self, pipelines: list[Pipeline], bootstrap: str, kcfg: KafkaConfig,
-                 idle_stream_s: float = 300.0, stats_every_s: float = 30.0):
+                 idle_stream_s: float = 300.0, stats_every_s: float = 30.0, telemetry: Telemetry | None = None,
+                 health: HealthState | None = None):
         self.routes: dict[str, Pipeline] = {}
         for p in pipelines:
             for t in p.cfg.kafka.input_topics:
@@ -65,10 +68,16 @@ class Daemon:
         self.consumer = self.producer = self.ledger = None
         self.on_alert: Callable[[dict], None] | None = None
         self.score_log = None  # optional text file: one JSON line per scored window (audit trail)
+        self.tel = telemetry or Telemetry()
+        self.health = health or HealthState(self.tel)
+        for p in self.pipelines:
+            self.tel.add_pipeline(p.label, p.cfg.kafka.input_topics, p.model.name, p.model.version, p.model.threshold)
+        self.health.set_models_loaded(True)
 
     # -- lifecycle ----------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
         self.stopping = True
+        self.health.set_stopping()
 
     def run(self, max_seconds: float | None = None) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -86,6 +95,7 @@ class Daemon:
                 if batches:
                     self.process(batches)
                 self.evict_idle()
+                self.observe()
                 if time.monotonic() - last_stats > self.stats_every_s:
                     last_stats = time.monotonic()
                     log.info("stats %s", json.dumps(self.stats()))
@@ -98,6 +108,15 @@ class Daemon:
             finally:
                 self.consumer.close(autocommit=False)
                 self.producer.close(timeout=5)
+
+    def observe(self) -> None:
+        """Once per loop iteration: liveness, broker connection, partition lags, active streams."""
+        self.health.tick()
+        self.health.set_broker_up(kafka_connected(self.consumer))
+        for (topic, part), lag in partition_lags(self.consumer, self.ledger.consumed).items():
+            self.tel.set_lag(topic, part, lag)
+        for p in self.pipelines:
+            self.tel.streams_active(p.label, len(p.streams))
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self.counters)
@@ -112,6 +131,7 @@ class Daemon:
         pending: dict[int, list] = {}
         for tp, records in batches.items():
             pipe = self.routes[tp.topic]
+            self.tel.records(pipe.label, tp.topic, len(records))
             for rec in records:
                 self.counters.records += 1
                 self.ledger.seen(tp, rec.offset)
@@ -141,8 +161,10 @@ class Daemon:
         t = time.perf_counter()
         windows = [w for _, w in items]
         scores, comps = pipe.score(windows)
-        self.counters.scoring_s += time.perf_counter() - t
+        dt = time.perf_counter() - t
+        self.counters.scoring_s += dt
         self.counters.windows += len(items)
+        self.tel.windows_scored(pipe.label, len(items), dt, scores)
         if self.score_log is not None:
             for w, s in zip(windows, scores):
                 self.score_log.write(json.dumps({"key": w.key, "stream_id": w.stream_id, "start": w.start,
@@ -150,13 +172,16 @@ class Daemon:
             self.score_log.flush()
         for alert in pipe.decide(items, scores, comps):
             key, value = encode_alert(alert)
-            self.ledger.send(pipe.cfg.kafka.alert_topic, key, value)
+            end = alert["window_end"]
+            self.ledger.send(pipe.cfg.kafka.alert_topic, key, value,
+                             on_ack=lambda e=end, label=pipe.label: self.tel.alert(label, time.time() - e))
             self.counters.alerts += 1
             if self.on_alert:
                 self.on_alert(alert)
 
     def send_dead_letter(self, pipe: Pipeline, rec: Any, reason: str) -> None:
         self.counters.dead_letters += 1
+        self.tel.dead_letter(pipe.label, reason)
         log.warning("dead-letter %s/%d@%d: %s", rec.topic, rec.partition, rec.offset, reason)
         self.ledger.send(pipe.cfg.kafka.dead_letter_topic, *dead_letter(rec, reason))
 
@@ -168,10 +193,16 @@ class Daemon:
         return out
 
     def commit(self, tps=None) -> None:
-        self.ledger.commit(self.needed(), tps)
+        if self.ledger.commit(self.needed(), tps):
+            self.tel.commit()
 
     def evict_idle(self) -> None:
-        n = sum(p.evict_idle(self.idle_stream_s) for p in self.pipelines)
+        n = 0
+        for p in self.pipelines:
+            k = p.evict_idle(self.idle_stream_s)
+            if k:
+                self.tel.streams_evicted(p.label, k)
+                n += k
         if n:
             self.counters.evicted_streams += n
             log.info("evicted %d idle stream(s) (silent for %.0f s)", n, self.idle_stream_s)
@@ -182,6 +213,7 @@ class Daemon:
         """Partitions leave this worker: remember where to re-read them, forget their streams."""
         self.ledger.revoke(tps, self.needed())
         keys = {(tp.topic, tp.partition) for tp in tps}
+        self.tel.forget_partitions(keys)
         for p in self.pipelines:
             p.drop(lambda k, _st: k[0] in keys)
 
@@ -198,3 +230,4 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         log.info("partitions assigned: %s", sorted((t.topic, t.partition) for t in assigned))
         self.d.ledger.assigned(assigned)
+        self.d.health.set_assigned(len(self.d.consumer.assignment()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ class Pipeline:
         if model.cfg.kind != cfg.kind:
             raise ConfigError(f"kind: config is {cfg.kind!r} but model {cfg.model.path} is {model.cfg.kind!r}")
         self.name, self.cfg, self.model = name, cfg, model
+        self.label = Path(name).stem or name  # the `pipeline` label of its metrics (config file stem)
         self.kind = kind_of(cfg)
         self.rule = AlertRule.for_model(model, cfg.alerts.cooldown_s)
         self.streams: dict[StreamKey, StreamState] = {}
