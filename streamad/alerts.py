@@ -106,12 +106,15 @@ class Step:
 
 @dataclass
 class LiveRule:
-    """Per-stream state of the rule, fed one window at a time (the daemon's side)."""
+    """Per-stream state of the rule, fed one window at a time (the daemon's side).
+
+    ``offset`` raises this stream's threshold (per-stream drift adjustment, off by default)."""
 
     rule: AlertRule
     recent: deque = field(default_factory=deque)
     event: Event | None = None
     seen: int = 0
+    offset: float = 0.0
 
     def update(self, start: float, end: float, score: float) -> Step:
         r, i = self.rule, self.seen
@@ -122,7 +125,7 @@ class LiveRule:
         closed = self.close_before(start)
         kth = sorted(self.recent, reverse=True)[r.min_windows - 1] if len(self.recent) >= r.min_windows \
             else -math.inf
-        if not kth > r.threshold:
+        if not kth > r.threshold + self.offset:
             return Step(False, closed=closed)
         if self.event is not None:
             self.event.extend(i, end, score)
@@ -148,6 +151,7 @@ def alert_record(window: Window, score: float, threshold: float, model_name: str
     """The alert published for an event's opening window (README "Alerts (output)")."""
     now = time.time()
     rec: dict[str, Any] = {
+        "type": "alert",
         "alert_id": alert_id(window.key, model_version),
         "stream_id": window.stream_id,
         "window_start": window.start,
@@ -165,4 +169,21 @@ def alert_record(window: Window, score: float, threshold: float, model_name: str
     }
     if window.start_label is not None:
         rec["start_label"], rec["end_label"] = window.start_label, window.end_label
+    return rec
+
+
+def closed_record(alert: dict[str, Any], event: Event) -> dict[str, Any]:
+    """The record that closes an event, paired with its alert by ``alert_id``.
+
+    ``event_start``/``event_end`` span the opening window's start to the last triggering window's
+    end (stream time); ``windows_over_threshold`` counts the triggering windows."""
+    now = time.time()
+    rec = {"type": "event_closed", "alert_id": alert["alert_id"], "stream_id": alert["stream_id"],
+           "event_start": event.start, "event_end": event.end, "event_start_iso": iso_utc(event.start),
+           "event_end_iso": iso_utc(event.end), "duration_s": round(event.end - event.start, 6),
+           "peak_score": float(event.peak), "windows_over_threshold": int(event.windows),
+           "threshold": alert["threshold"], "model": alert["model"], "closed_at": now, "closed_at_iso": iso_utc(now)}
+    for k in ("evidence", "start_label"):
+        if k in alert:
+            rec[k] = alert[k]
     return rec

@@ -82,7 +82,7 @@ class Calibration:
         tail = u + beta * math.log(0.1 / p) if p < 0.1 else float(np.percentile(sm, 100 * (1 - p)))
         top = float(sm.max())
         self.threshold = max(tail, top + 1e-9 * max(1.0, abs(top)))
-        self.holdout = {"windows": int(len(sm)), "max_score": top,
+        self.holdout = {"windows": int(len(sm)), "max_score": top, "mean": float(sm.mean()),
                         "p90": u, "tail_beta": beta, "tail_threshold": tail, "extremal_index": theta,
                         "per_window_rate": p}
 

@@ -243,6 +243,16 @@ def cmd_replay(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(a: argparse.Namespace) -> int:
+    from streamad.io.tail import tail_alerts
+
+    try:
+        tail_alerts(a.bootstrap, a.topic, from_beginning=a.from_beginning, max_seconds=a.max_seconds)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from streamad.demo import run_demo
 
@@ -326,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=1, help="series: readings per record (>1: compact batch form)")
     _add_series_args(s)
     s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("alerts", help="tail an alert topic as a readable table (time, stream, score, duration, evidence)")
+    s.add_argument("--bootstrap", required=True, metavar="HOST:PORT")
+    s.add_argument("--topic", required=True)
+    s.add_argument("--from-beginning", action="store_true", help="show the records already there, then follow")
+    s.add_argument("--max-seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    s.set_defaults(func=cmd_alerts)
 
     s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")
     s.add_argument("--ambient", default=None, help="normal recordings (default ../shared/data/audio/ambient)")

@@ -81,6 +81,10 @@ class TrainConfig:
     seed: int = 0
     train_hop_s: float = 0.125  # denser windows for training than for scoring
     holdout_fraction: float = 0.2  # normal windows held back for calibration
+    # auto: holdout when it leaves enough calibration windows, else cross-fitting (short history);
+    # holdout | crossfit force one (see streamad/train.py)
+    calibration: str = "auto"
+    crossfit_folds: int = 3  # K for cross-fitting (fewer when the data is too short for K folds)
     # torch CPU threads for training (0 = torch's default, all cores). Use 1 when other
     # CPU-heavy processes share the machine: small convolutions slow down many times over
     # when their threads have to wait for each other.
@@ -93,6 +97,22 @@ class AlertConfig:
     min_windows: int = 1  # windows over threshold (within `of_windows`) before an alert
     of_windows: int = 1
     cooldown_s: float = 2.0  # windows within this time after an alert extend it
+    # Evidence (off when null): per alert a PNG of the opening window (input, reconstruction,
+    # residual) and, for audio, a WAV of the event from pre_s before to post_s after (at most max_s)
+    evidence_dir: str | None = None
+    evidence_pre_s: float = 1.0
+    evidence_post_s: float = 1.0
+    evidence_max_s: float = 10.0
+    # Per-stream drift: running mean of each stream's normal (non-alerting) scores, half-life in
+    # stream time; exported as streamad_stream_score_drift for the most drifted streams.
+    drift_halflife_s: float = 600.0
+    # Optional per-stream threshold adjustment (off by default): after adapt_warmup_s of stream
+    # time, a stream's threshold is raised by how far its normal scores sit above the calibration's
+    # normal mean (never lowered, at most adapt_max_offset): a microphone moved to a noisier room
+    # stops flooding alerts (and is visible in the drift metric).
+    adapt_threshold: bool = False
+    adapt_warmup_s: float = 600.0
+    adapt_max_offset: float = 10.0
 
 
 @dataclass
@@ -138,13 +158,15 @@ class Config:
 
 _CHOICES = {
     "series.representation": ("patch", "spectrogram"),
+    "train.calibration": ("auto", "holdout", "crossfit"),
     "logging.format": ("text", "json"),
 }
 _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
     "audio.frames", "series.rate_hz", "series.window", "series.hop", "kafka.partitions",
     "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
-    "alerts.min_windows", "alerts.of_windows", "metrics.ready_max_lag", "metrics.stuck_after_s",
+    "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "alerts.evidence_max_s",
+    "alerts.drift_halflife_s", "metrics.ready_max_lag", "metrics.stuck_after_s",
 }
 
 
@@ -173,6 +195,10 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         kt, vt = typing.get_args(tp)
         return {_check_type(k, kt, f"{key} key {k!r}"): _check_type(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
@@ -241,6 +267,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("series.hop: must be <= series.window")
     if cfg.alerts.min_windows > cfg.alerts.of_windows:
         raise ConfigError("alerts.min_windows: must be <= alerts.of_windows")
+    for key in ("alerts.evidence_pre_s", "alerts.evidence_post_s", "alerts.adapt_warmup_s", "alerts.adapt_max_offset"):
+        if _get(cfg, key) < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {_get(cfg, key)}")
+    if cfg.train.crossfit_folds < 2:
+        raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:
         raise ConfigError("train.holdout_fraction: must be in (0, 1)")
     if not cfg.kafka.input_topics:

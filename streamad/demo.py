@@ -63,6 +63,8 @@ class AlertReader(threading.Thread):
             for recs in self.c.poll(timeout_ms=100).values():
                 for r in recs:
                     al = json.loads(r.value)
+                    if al.get("type") != "alert":  # event_closed records pair with an alert by id
+                        continue
                     al["_received"] = time.time()
                     self.alerts.append(al)
                     t = al["window_start"] - self.ts0
@@ -228,7 +230,7 @@ def _finish(summary: dict, model, alerts: list[dict], sig: np.ndarray, ts0: floa
     summary["wall_s"] = round(time.monotonic() - t_start, 1)
     summary["model"] = model.version
     if alerts:
-        from streamad.evaluation.plots import plot_residual
+        from streamad.evidence import plot_residual
 
         al, sr = alerts[0], model.frontend.sr
         i0 = int(round((al["window_start"] - ts0) * sr))

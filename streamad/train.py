@@ -1,11 +1,23 @@
 """Training: normal recordings -> fitted front end, detector and calibrated threshold.
 
-Held-back normal data (whole recordings when there are at least 5, otherwise the last part
-of each recording) never reaches the detector; it sets the score standardisation and the
-alert threshold.
+Calibration data never reaches the detector it calibrates. Two ways (``train.calibration``):
+
+* **holdout** — whole recordings are held back when there are at least 5, otherwise the last
+  ``holdout_fraction`` of each recording; the model trains on the rest.
+* **crossfit** — for short normal history: each recording is cut into K contiguous blocks
+  (K = ``train.crossfit_folds``, fewer when the data is too short); K fold models each train on
+  all blocks but one and score the windows of the block they never saw; those out-of-fold
+  scores set the standardisation and the threshold; the model that is kept trains on everything.
+  Costs K + 1 trainings.
+
+``auto`` (default) uses holdout when the held-back part gives at least ``MIN_HOLDOUT_WINDOWS``
+calibration windows and crossfit otherwise (with a warning). The shortest usable history is
+:func:`min_history` samples/readings = ``2 × window + 16`` (two folds of ``window + 8``), less
+than 3 windows' worth for any window of 16 or more; shorter data is a one-line DataError.
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +33,11 @@ from streamad.models.registry import create
 from streamad.progress import bar, loss_callback
 from streamad.windows.base import frame_windows
 
-__all__ = ["DataError", "Recording", "load_recordings", "split_recordings", "train_model"]
+__all__ = ["DataError", "Recording", "load_recordings", "min_history", "split_recordings", "train_model"]
+log = logging.getLogger("streamad.train")
+
+MIN_TRAIN_WINDOWS = 8
+MIN_HOLDOUT_WINDOWS = 32  # fewer held-back windows than this: cross-fit instead (auto)
 
 
 def load_recordings(cfg: Config, paths: Sequence[str | Path], **opts: Any) -> list[Recording]:
@@ -31,8 +47,13 @@ def load_recordings(cfg: Config, paths: Sequence[str | Path], **opts: Any) -> li
     return recs
 
 
+def min_history(window: int) -> int:
+    """Fewest samples / readings of normal history a model can be trained and calibrated on."""
+    return 2 * (window + MIN_TRAIN_WINDOWS)
+
+
 def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train signals, held-back signals)."""
+    """(train signals, held-back signals) for holdout calibration."""
     if len(recs) >= 5:
         every = max(2, int(round(1 / frac)))
         hold = [r.signal for i, r in enumerate(recs) if i % every == every - 1]
@@ -63,25 +84,76 @@ def _calibration_hops(hop: int, train_hop: int) -> tuple[int, int]:
     return hop // stride, stride
 
 
-def _fit_detector(cfg: Config, model: AnomalyModel, windows: np.ndarray, out: Path | None,
-                  show_progress: bool) -> None:
+def _n_windows(signals: list[np.ndarray], window: int, hop: int) -> int:
+    return sum(1 + (len(s) - window) // hop for s in signals if len(s) >= window)
+
+
+def _folds(recs: list[Recording], k: int) -> list[list[np.ndarray]]:
+    """K contiguous blocks of every recording: folds[i] = the i-th block of each."""
+    return [[r.signal[len(r.signal) * i // k: len(r.signal) * (i + 1) // k] for r in recs] for i in range(k)]
+
+
+def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int) -> tuple[str, int]:
+    """('holdout', 0) or ('crossfit', K) for this data (see the module docstring)."""
+    total = sum(len(r.signal) for r in recs)
+    if total < min_history(win) or all(len(r.signal) < win for r in recs):
+        raise DataError(f"only {total} samples/readings of normal history; need at least {min_history(win)} "
+                        f"(2 x window + {2 * MIN_TRAIN_WINDOWS}) for window {win}")
+    mode = cfg.train.calibration
+    if mode != "crossfit":
+        try:
+            train_sig, hold_sig = split_recordings(recs, cfg.train.holdout_fraction, win)
+            enough = (_n_windows(hold_sig, win, _calibration_hops(hop, train_hop)[0]) >= MIN_HOLDOUT_WINDOWS
+                      and _n_windows(train_sig, win, train_hop) >= MIN_TRAIN_WINDOWS)
+        except DataError:
+            enough = False
+        if mode == "holdout" or enough:
+            return "holdout", 0
+    longest = max(len(r.signal) for r in recs)
+    k = max(2, min(cfg.train.crossfit_folds, longest // (win + MIN_TRAIN_WINDOWS)))
+    if mode == "auto":
+        log.warning("short normal history (%d samples/readings): calibrating by %d-fold cross-fitting; "
+                    "the threshold rests on few windows, give more normal data when you can", total, k)
+    return "crossfit", k
+
+
+def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: int, out: Path | None,
+         show_progress: bool, desc: str = "") -> AnomalyModel:
+    """Front end + detector fitted on the windows of ``signals`` (no calibration)."""
+    kind = kind_of(cfg)
+    frontend = kind.frontend(cfg)
+    win = frontend.window
+    avail = sum(max(0, len(s) - win) for s in signals)
+    hop = max(1, min(train_hop, avail // (2 * MIN_TRAIN_WINDOWS))) if avail else 1  # dense when short
+    windows = _concat_windows(signals, win, hop)
+    if len(windows) < MIN_TRAIN_WINDOWS:
+        raise DataError(f"only {len(windows)} training windows; need at least {MIN_TRAIN_WINDOWS} (more normal "
+                        "data, or a shorter window)")
+    try:
+        frontend.fit(windows)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
     X = torch.cat([model.patches(windows[i:i + 512]).cpu() for i in range(0, len(windows), 512)])
     ckpt = Path(out) / "checkpoint.pt" if out else None
     if ckpt:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-    with bar(0, f"train {model.detector.name}", "step", show_progress) as pb:
+    with bar(0, f"train {model.detector.name}{desc}", "step", show_progress) as pb:
         model.detector.fit(X, seed=cfg.train.seed, progress=loss_callback(pb), checkpoint=ckpt)
+    model.meta["train_windows"] = int(len(windows))
+    return model
 
 
-def _calibrate(cfg: Config, model: AnomalyModel, hold_w: list[np.ndarray], phases: int) -> Calibration:
-    comps_seq = [model.components(h) for h in hold_w]
+def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]], phases: int) -> Calibration:
+    """Standardisation and threshold from each model's components on windows it never saw."""
+    comps_seq = [m.components(h) for m, hold in scored for h in hold]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
     unknown = set(weights or {}) - set(comps)
     if unknown:
         raise ConfigError(f"model.score_weights.{sorted(unknown)[0]}: not a score component of "
-                          f"{model.name} (components: {', '.join(sorted(comps))})")
-    fe = model.frontend
+                          f"{cfg.model.detector} (components: {', '.join(sorted(comps))})")
+    fe = scored[0][0].frontend
     cal = Calibration.fit_components(
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
@@ -98,31 +170,33 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)
     kind = kind_of(cfg)
-    frontend = kind.frontend(cfg)
-    kind.prepare(cfg, recordings, frontend)
-    win, hop, train_hop = frontend.window, frontend.hop, frontend.train_hop(cfg)
-    train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
-    windows = _concat_windows(train_sig, win, train_hop)
+    probe = kind.frontend(cfg)
+    kind.prepare(cfg, recordings, probe)
+    win, hop, train_hop = probe.window, probe.hop, probe.train_hop(cfg)
+    mode, k = _plan(cfg, recordings, win, hop, train_hop)
     cal_hop, phases = _calibration_hops(hop, train_hop)
-    hold_w = [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)]
-    if len(windows) < 8:
-        raise DataError(f"only {len(windows)} training windows; need at least 8 (more normal data, "
-                        "or a shorter window)")
-    if sum(len(h) for h in hold_w) < 2:
+    out_p = Path(out) if out else None
+    if mode == "holdout":
+        train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
+        model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress)
+        scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)])]
+    else:
+        folds, scored = _folds(recordings, k), []
+        for i in range(k):
+            rest = [s for j, f in enumerate(folds) if j != i for s in f if len(s)]
+            fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})")
+            scored.append((fm, [h for h in (frame_windows(s, win, cal_hop) for s in folds[i]) if len(h)]))
+        train_sig, hold_sig = [r.signal for r in recordings], [s for f in folds for s in f]
+        model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress)
+    if sum(len(h) for _, hold in scored for h in hold) < 2:
         raise DataError("fewer than 2 held-back normal windows for calibration; give more normal data")
-    try:
-        frontend.fit(windows)
-    except ValueError as e:
-        raise DataError(str(e)) from None
-    model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
-    _fit_detector(cfg, model, windows, Path(out) if out else None, show_progress)
     fit_s = time.monotonic() - t0
-    model.calibration = _calibrate(cfg, model, hold_w, phases)
+    model.calibration = _calibrate(cfg, scored, phases)
     summary = {
-        "recordings": len(recordings), "train_windows": int(len(windows)),
-        "holdout_windows": int(sum(len(h) for h in hold_w)), "holdout_hop": cal_hop,
-        "train_seconds_of_data": float(sum(len(s) for s in train_sig) / frontend.rate),
-        "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / frontend.rate),
+        "recordings": len(recordings), "train_windows": model.meta.pop("train_windows"),
+        "calibration": mode, "folds": k, "holdout_windows": int(sum(len(h) for _, hold in scored for h in hold)),
+        "holdout_hop": cal_hop, "train_seconds_of_data": float(sum(len(s) for s in train_sig) / probe.rate),
+        "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / probe.rate),
         "fit_wall_s": round(fit_s, 1), "device": str(dev), "seed": cfg.train.seed,
     }
     if out:

@@ -53,6 +53,11 @@ def read_topic(bootstrap, topic, idle_s=1.5, max_s=20):
     return out
 
 
+def alert_records(bootstrap, topic, kind="alert"):
+    """The JSON records of one type ("alert" or "event_closed") on an alert topic."""
+    return [r for r in (json.loads(x.value) for x in read_topic(bootstrap, topic)) if r.get("type") == kind]
+
+
 def committed(bootstrap, group, topic):
     """{partition: committed offset or None} of a consumer group (read without joining it)."""
     from kafka import KafkaConsumer, TopicPartition

@@ -5,7 +5,6 @@ hold, the acknowledgement check (exit 1), idle-stream eviction, and the exact de
 """
 from __future__ import annotations
 
-import json
 import signal
 
 import numpy as np
@@ -77,8 +76,10 @@ def test_kill_inside_an_open_event_keeps_one_alert_id(broker, tmp_path, unique, 
     finally:
         if proc.poll() is None:
             proc.kill()
-    got = {json.loads(r.value)["alert_id"] for r in K.read_topic(broker.bootstrap, f"{topic}-alerts")}
-    assert got == set(want)  # the event that was open at the kill is still one alert, one id
+    alerts = K.alert_records(broker.bootstrap, f"{topic}-alerts")
+    assert {a["alert_id"] for a in alerts} == set(want)  # the event open at the kill: still one alert id
+    closed = K.alert_records(broker.bootstrap, f"{topic}-alerts", "event_closed")
+    assert {c["alert_id"] for c in closed} == set(want) and len(closed) == len(want)  # and closed once
 
 
 def test_unacknowledged_alert_exits_1_and_a_restart_publishes_it(broker, tmp_path, unique, audio_model,
@@ -104,7 +105,7 @@ def test_unacknowledged_alert_exits_1_and_a_restart_publishes_it(broker, tmp_pat
     finally:
         if proc.poll() is None:
             proc.kill()
-    got = {json.loads(r.value)["alert_id"] for r in K.read_topic(broker.bootstrap, f"{topic}-alerts")}
+    got = {a["alert_id"] for a in K.alert_records(broker.bootstrap, f"{topic}-alerts")}
     assert got == set(want) and want
 
 

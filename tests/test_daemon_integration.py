@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 
 import numpy as np
@@ -59,7 +58,8 @@ def test_events_alert_and_pure_ambient_does_not(broker, tmp_path, unique, audio_
     finally:
         if proc.poll() is None:
             proc.kill()
-    alerts = [json.loads(r.value) for r in K.read_topic(broker.bootstrap, f"{topic}-alerts")]
+    alerts = K.alert_records(broker.bootstrap, f"{topic}-alerts")
+    closed = {c["alert_id"]: c for c in K.alert_records(broker.bootstrap, f"{topic}-alerts", "event_closed")}
     lobby = [a for a in alerts if a["stream_id"] == "lobby"]
     quiet = [a for a in alerts if a["stream_id"] == "quiet-room"]
     assert quiet == [], f"false alerts on pure ambient: {[(a['window_start'] - TS0, a['score']) for a in quiet]}"
@@ -70,6 +70,13 @@ def test_events_alert_and_pure_ambient_does_not(broker, tmp_path, unique, audio_
     assert set(al) >= {"alert_id", "stream_id", "window_start", "window_end", "window_start_iso", "score",
                        "threshold", "model", "components", "sources", "detected_at"}
     assert al["score"] > al["threshold"] and al["sources"][0]["topic"] == topic
+    # every event closed (the stream went on past its cooldown): one record per alert, paired by id
+    assert set(closed) == {a["alert_id"] for a in lobby}
+    for a in lobby:
+        c = closed[a["alert_id"]]
+        assert c["event_start"] == a["window_start"] and c["event_end"] >= a["window_end"]
+        assert c["duration_s"] == pytest.approx(c["event_end"] - c["event_start"])
+        assert c["windows_over_threshold"] >= 1 and c["peak_score"] >= a["score"] > c["threshold"]
 
 
 def test_malformed_chunk_goes_to_dead_letter_and_daemon_goes_on(broker, tmp_path, unique, audio_model,
@@ -136,7 +143,7 @@ def test_sigkill_restart_scores_every_window_and_loses_no_alert(broker, tmp_path
     want = {hashlib.sha1(f"door@{p0 + i * (SR // 2)}|{model.version}".encode()).hexdigest()[:20]
             for i in np.nonzero(opens)[0]}
     assert len(want) >= len(events)
-    got = [json.loads(r.value) for r in K.read_topic(broker.bootstrap, f"{topic}-alerts")]
+    got = K.alert_records(broker.bootstrap, f"{topic}-alerts")
     assert {a["alert_id"] for a in got} == want  # none lost, no event alerted twice under a new id
 
 

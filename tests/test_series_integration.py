@@ -1,7 +1,6 @@
 """Sensor, ECG and audio streams through one daemon process on the real broker (issue 4)."""
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -108,7 +107,7 @@ def test_sensor_ecg_and_audio_streams_in_one_daemon(broker, tmp_path, unique, se
     finally:
         if proc.poll() is None:
             proc.kill()
-    alerts = {k: [json.loads(r.value) for r in K.read_topic(broker.bootstrap, f"{t}-alerts")] for k, t in topics.items()}
+    alerts = {k: K.alert_records(broker.bootstrap, f"{t}-alerts") for k, t in topics.items()}
     ts0 = 1_800_000_000.0
     assert any(al["window_start"] < ts0 + a1 and al["window_end"] > ts0 + a0 for al in alerts["audio"])
     # sensor alerts inside the labelled valve anomaly, quoting the input's timestamps

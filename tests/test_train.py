@@ -12,15 +12,17 @@ from streamad.train import DataError, Recording, load_recordings, train_model
 
 
 def test_twenty_seconds_of_one_recording_is_enough(tmp_path, ambient_files):
-    """One 20 s recording of a scene: train on its first 80 %, calibrate on the rest."""
+    """One 20 s recording of a scene: too little for a held-out calibration (4 s), so 3-fold
+    cross-fitting calibrates on scores of windows each fold model never saw."""
     sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[10:12]])
     wav = tmp_path / "scene.wav"
     sf.write(wav, sig, 16000)
     cfg = from_dict({"model": {"params": {"steps": 40}}})
     model = train_model(cfg, load_recordings(cfg, [wav]), tmp_path / "m", show_progress=False)
     t = model.meta["training"]
-    assert t["recordings"] == 1 and t["train_seconds_of_data"] == pytest.approx(16.0)
-    assert t["holdout_seconds_of_data"] == pytest.approx(4.0)
+    assert t["recordings"] == 1 and t["calibration"] == "crossfit" and t["folds"] == 3
+    assert t["train_seconds_of_data"] == pytest.approx(20.0) and t["holdout_seconds_of_data"] == pytest.approx(20.0)
+    assert t["holdout_windows"] == 3 * (1 + (320000 // 3 - 16000) // 2000)  # each fold: 106 666 samples
     assert np.isfinite(model.threshold)
     again = AnomalyModel.load(tmp_path / "m", "cpu")
     s1, _ = again.score(np.stack([sig[:16000], sig[8000:24000]]))
@@ -30,7 +32,7 @@ def test_twenty_seconds_of_one_recording_is_enough(tmp_path, ambient_files):
 
 def test_too_little_audio_is_a_clear_error(tmp_path):
     cfg = from_dict({})
-    with pytest.raises(DataError, match="too short"):
+    with pytest.raises(DataError, match="only 20000 samples/readings of normal history; need at least 32016"):
         train_model(cfg, [Recording("tiny.wav", np.zeros(20000, np.float32))], None, show_progress=False)
 
 
@@ -48,3 +50,28 @@ def test_score_weights_must_name_components(tmp_path, ambient_files):
     cfg = from_dict({"model": {"detector": "frame_gmm", "params": {"k": 2, "iters": 3}, "score_weights": {"irec": 1}}})
     with pytest.raises(ConfigError, match="model.score_weights.irec"):
         train_model(cfg, load_recordings(cfg, ambient_files[:2]), None, show_progress=False)
+
+
+def test_short_series_trains_by_crossfitting_and_refuses_below_the_minimum(caplog):
+    """186 readings of a SKAB sensor file (window 60): no held-out calibration is possible, so the
+    model is calibrated by cross-fitting, with a warning; below 2 x window + 16 readings it is a
+    one-line error."""
+    from streamad.config import load
+    from streamad.kinds import kind_of
+    from streamad.train import min_history
+    from tests.conftest import DATA, ROOT
+
+    cfg = load(ROOT / "configs" / "sensor.yaml")
+    cfg.model.params.update(steps=60)
+    rec = kind_of(cfg).load(cfg, [DATA / "series" / "skab" / "data" / "valve1" / "0.csv"],
+                            time_column="datetime", label_column="anomaly")[0]
+    short = Recording(rec.name, rec.signal[:186], rec.channels)
+    with caplog.at_level("WARNING", logger="streamad.train"):
+        model = train_model(cfg, [short], None, show_progress=False)
+    assert "short normal history (186" in caplog.text
+    t = model.meta["training"]
+    assert t["calibration"] == "crossfit" and t["folds"] == 2 and t["holdout_windows"] == 2 * (93 - 60 + 1)
+    assert np.isfinite(model.threshold) and model.threshold > model.calibration.holdout["max_score"]
+    assert min_history(60) == 136 <= 3 * 60
+    with pytest.raises(DataError, match="only 135 samples/readings of normal history; need at least 136"):
+        train_model(cfg, [Recording(rec.name, rec.signal[:135], rec.channels)], None, show_progress=False)

@@ -57,7 +57,8 @@ MUTATIONS = {
     "unacknowledged alert does not stop the daemon": (
         "streamad/daemon/ledger.py", 'raise DeliveryError(f"cannot publish to', 'log.warning(f"cannot publish to',
         [T + "test_daemon_commit.py::test_unacknowledged_alert_exits_1_and_a_restart_publishes_it"]),
-    "idle streams never evicted": ("streamad/daemon/loop.py", "k = p.evict_idle(self.idle_stream_s)", "k = 0", [T + "test_daemon_commit.py::test_idle_stream_is_evicted_and_its_records_committed"]),
+    "idle streams never evicted": ("streamad/daemon/loop.py", "k, closed = p.evict_idle(self.idle_stream_s)",
+                                   "k, closed = 0, []", [T + "test_daemon_commit.py::test_idle_stream_is_evicted_and_its_records_committed"]),
 }
 
 

@@ -73,6 +73,7 @@ class Daemon:
         for p in self.pipelines:
             self.tel.add_pipeline(p.label, p.cfg.kafka.input_topics, p.model.name, p.model.version, p.model.threshold)
         self.health.set_models_loaded(True)
+        self._drift_at = 0.0
 
     # -- lifecycle ----------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -117,6 +118,10 @@ class Daemon:
             self.tel.set_lag(topic, part, lag)
         for p in self.pipelines:
             self.tel.streams_active(p.label, len(p.streams))
+        if time.monotonic() - self._drift_at > 10.0:  # per-stream drift: a bounded set of series
+            self._drift_at = time.monotonic()
+            for p in self.pipelines:
+                self.tel.stream_drifts(p.label, p.drifts())
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self.counters)
@@ -170,14 +175,21 @@ class Daemon:
                 self.score_log.write(json.dumps({"key": w.key, "stream_id": w.stream_id, "start": w.start,
                                                  "end": w.end, "score": float(s)}) + "\n")
             self.score_log.flush()
-        for alert in pipe.decide(items, scores, comps):
-            key, value = encode_alert(alert)
-            end = alert["window_end"]
-            self.ledger.send(pipe.cfg.kafka.alert_topic, key, value,
-                             on_ack=lambda e=end, label=pipe.label: self.tel.alert(label, time.time() - e))
-            self.counters.alerts += 1
+        self.publish(pipe, pipe.decide(items, scores, comps))
+
+    def publish(self, pipe: Pipeline, records: list[dict]) -> None:
+        """Alerts and closed-event records to the pipeline's alert topic (acked before the next commit)."""
+        for rec in records:
+            key, value = encode_alert(rec)
+            if rec["type"] == "alert":
+                end = rec["window_end"]
+                self.ledger.send(pipe.cfg.kafka.alert_topic, key, value,
+                                 on_ack=lambda e=end, label=pipe.label: self.tel.alert(label, time.time() - e))
+                self.counters.alerts += 1
+            else:
+                self.ledger.send(pipe.cfg.kafka.alert_topic, key, value)
             if self.on_alert:
-                self.on_alert(alert)
+                self.on_alert(rec)
 
     def send_dead_letter(self, pipe: Pipeline, rec: Any, reason: str) -> None:
         self.counters.dead_letters += 1
@@ -199,9 +211,10 @@ class Daemon:
     def evict_idle(self) -> None:
         n = 0
         for p in self.pipelines:
-            k = p.evict_idle(self.idle_stream_s)
+            k, closed = p.evict_idle(self.idle_stream_s)
             if k:
                 self.tel.streams_evicted(p.label, k)
+                self.publish(p, closed)
                 n += k
         if n:
             self.counters.evicted_streams += n
@@ -215,7 +228,7 @@ class Daemon:
         keys = {(tp.topic, tp.partition) for tp in tps}
         self.tel.forget_partitions(keys)
         for p in self.pipelines:
-            p.drop(lambda k, _st: k[0] in keys)
+            p.drop(lambda k, _st: k[0] in keys, close=False)
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -30,6 +30,7 @@ SCORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 SCORE_QUANTILES = ("0.5", "0.9", "0.99")
 SCORE_WINDOW = 1024  # recent finite window scores per pipeline behind streamad_window_score
+STREAM_SERIES = 20  # per pipeline: the most drifted streams get a streamad_stream_score_drift series
 
 # (attribute, type, name without suffix, help, labels)
 _SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
@@ -56,6 +57,9 @@ _SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
      f"Quantiles of the last {SCORE_WINDOW} finite window scores (drift view).", P + ("quantile",)),
     ("g_over", "gauge", "streamad_window_score_over_threshold_ratio",
      f"Fraction of the last {SCORE_WINDOW} finite window scores over the threshold.", P),
+    ("g_drift", "gauge", "streamad_stream_score_drift",
+     f"Per stream: running mean of its normal scores minus the calibration's (the {STREAM_SERIES} most "
+     "drifted streams per pipeline; see alerts.drift_halflife_s).", P + ("stream",)),
     ("g_paused", "gauge", "streamad_paused_partitions", "Partitions paused for back-pressure.", P),
     ("g_queue", "gauge", "streamad_scoring_queue_depth", "Windows waiting to be scored.", P),
     ("g_assigned", "gauge", "streamad_partitions_assigned", "Partitions assigned to this process.", ()),
@@ -197,6 +201,15 @@ class Telemetry:
 
     def scoring_queue_depth(self, pipeline: str, n: int) -> None:
         self.g_queue.labels(pipeline=pipeline).set(n)
+
+    def stream_drifts(self, pipeline: str, drifts: dict[str, float], limit: int = STREAM_SERIES) -> None:
+        """Replace the pipeline's per-stream drift series by its ``limit`` most drifted streams."""
+        top = sorted(drifts.items(), key=lambda kv: -abs(kv[1]))[:limit]
+        for labels in [s.labels for m in self.g_drift.collect() for s in m.samples]:
+            if labels.get("pipeline") == pipeline and labels.get("stream") not in dict(top):
+                self.g_drift.remove(pipeline, labels["stream"])
+        for sid, d in top:
+            self.g_drift.labels(pipeline=pipeline, stream=sid).set(d)
 
     def commit(self, n: int = 1) -> None:
         self.c_commits.inc(n)

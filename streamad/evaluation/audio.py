@@ -26,7 +26,7 @@ import numpy as np
 from streamad import metrics
 from streamad.alerts import AlertRule
 from streamad.evaluation.mixing import mix_event, trim_event, window_labels
-from streamad.evaluation.plots import plot_residual
+from streamad.evidence import plot_residual
 from streamad.io.files import InputError, list_audio, load_audio
 from streamad.model import AnomalyModel
 from streamad.progress import bar

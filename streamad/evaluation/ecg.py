@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from streamad.alerts import AlertRule
 from streamad.evaluation.series import _safe
 from streamad.kinds import Recording
 from streamad.metrics import pauc, roc_auc
@@ -50,3 +51,37 @@ def evaluate_ecg_beats(model: AnomalyModel, rec: Recording, start: int = 0, end:
     if return_scores:
         out["beat_samples"], out["scores"], out["labels"] = b, scores, y.astype(np.int8)
     return out
+
+
+def beat_alert_tradeoff(model: AnomalyModel, rec: Recording, start: int = 0, end: int | None = None,
+                        n_thresholds: int = 60) -> dict[str, Any]:
+    """What the daemon would do on the stream [start, end): alerts vs abnormal beats.
+
+    Every window on the model's grid (as the daemon cuts them) is scored and the alert rule
+    (k-of-n + cooldown) applied at a range of thresholds. An abnormal beat is *found* when an
+    alert event's span (opening window start .. last triggering window end) covers it; an alert
+    is *false* when its opening window holds no abnormal beat. Returns the curve
+    (threshold, recall, false alerts, false alerts per hour) and the point at the calibrated
+    threshold.
+    """
+    d = rec.source
+    end = len(rec.signal) if end is None else end
+    r = score_recording(model, rec.signal[start:end])
+    st, en = r.times(model)
+    abn = np.asarray(d.beats)[np.asarray(d.beat_labels).astype(bool)]
+    ab_t = (abn[(abn >= start) & (abn < end)] - start) / float(d.rate_hz)
+    hours = (end - start) / float(d.rate_hz) / 3600.0
+    base = AlertRule.for_model(model)
+
+    def point(thr: float) -> dict[str, float]:
+        rule = AlertRule(float(thr), base.min_windows, base.of_windows, base.cooldown_s)
+        ev = rule.decide(r.scores, st, en).events
+        found = sum(any(e.start <= t <= e.end for e in ev) for t in ab_t)
+        false = sum(not any(st[e.first] <= t <= en[e.first] for t in ab_t) for e in ev)
+        return {"threshold": float(thr), "recall": found / len(ab_t) if len(ab_t) else float("nan"),
+                "false_alerts": int(false), "false_alerts_per_hour": false / hours if hours else float("nan")}
+
+    qs = np.quantile(r.scores, np.linspace(0.9, 1.0, n_thresholds)) if len(r.scores) else []
+    return {"abnormal_beats": int(len(ab_t)), "hours": hours, "windows": int(len(r.scores)),
+            "curve": [point(t) for t in sorted(set(np.round(qs, 4)), reverse=True)],
+            "calibrated": point(model.threshold)}
