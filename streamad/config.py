@@ -24,16 +24,16 @@ class ConfigError(ValueError):
 class KafkaConfig:
     bootstrap_servers: str | None = None  # None -> start the embedded broker
     embedded_port: int = 0  # port for the embedded broker (0 = any free port)
-    input_topics: list[str] = field(default_factory=lambda: ["audio"])
-    alert_topic: str = "alerts"
-    dead_letter_topic: str = "dead-letter"
-    group_id: str = "streamad"
+    input_topics: list[str] = field(default_factory=lambda: ["audio"])  # topics this pipeline consumes
+    alert_topic: str = "alerts"  # where alerts and event_closed records go
+    dead_letter_topic: str = "dead-letter"  # where records that cannot be used go, with the reason
+    group_id: str = "streamad"  # consumer group (every pipeline of one process shares it)
     partitions: int = 4  # used when streamad creates missing topics
     # Small values only work against the embedded broker (Apache Kafka needs >= 6000).
     session_timeout_ms: int | None = None
-    heartbeat_interval_ms: int | None = None
-    max_poll_records: int = 500
-    poll_timeout_ms: int = 200
+    heartbeat_interval_ms: int | None = None  # null: the client default (embedded broker: 600)
+    max_poll_records: int = 500  # records per poll
+    poll_timeout_ms: int = 200  # how long one poll waits for records
     # Extra kafka-python options passed through verbatim (security_protocol,
     # sasl_mechanism, sasl_plain_username, ssl_cafile, ...).
     client: dict[str, Any] = field(default_factory=dict)
@@ -41,13 +41,13 @@ class KafkaConfig:
 
 @dataclass
 class AudioConfig:
-    sample_rate: int = 16000
-    window_s: float = 1.0
-    hop_s: float = 0.5
-    n_fft: int = 1024
-    n_mels: int = 32
-    frames: int = 32
-    fmin: float = 50.0
+    sample_rate: int = 16000  # chunks must arrive at this rate (streamad replay resamples files)
+    window_s: float = 1.0  # seconds per window (one patch)
+    hop_s: float = 0.5  # seconds between window starts (on an absolute grid)
+    n_fft: int = 1024  # STFT size
+    n_mels: int = 32  # mel bands (patch rows)
+    frames: int = 32  # STFT frames per window (patch columns)
+    fmin: float = 50.0  # lowest mel frequency, Hz
     fmax: float | None = None  # None -> sample_rate / 2
     # Chunks whose capture time jumps by more than this from the expected next
     # sample start a new segment (the partial window before the gap is dropped).
@@ -68,7 +68,7 @@ class SeriesConfig:
 
 @dataclass
 class ModelConfig:
-    detector: str = "gmgan"
+    detector: str = "gmgan"  # a registered detector (streamad detectors lists them)
     path: str = "models/audio"  # model directory used by `streamad run`
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     params: dict[str, Any] = field(default_factory=dict)  # detector hyper-parameters
@@ -78,7 +78,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
+    seed: int = 0  # training seed (same data + seed + threads = same model)
     train_hop_s: float = 0.125  # denser windows for training than for scoring
     holdout_fraction: float = 0.2  # normal windows held back for calibration
     # auto: holdout when it leaves enough calibration windows, else cross-fitting (short history);
@@ -93,16 +93,16 @@ class TrainConfig:
 
 @dataclass
 class AlertConfig:
-    target_false_alerts_per_hour: float = 1.0
+    target_false_alerts_per_hour: float = 1.0  # the calibrated threshold aims at this many false alerts per hour
     min_windows: int = 1  # windows over threshold (within `of_windows`) before an alert
-    of_windows: int = 1
+    of_windows: int = 1  # the k-of-n smoothing window (k = min_windows)
     cooldown_s: float = 2.0  # windows within this time after an alert extend it
     # Evidence (off when null): per alert a PNG of the opening window (input, reconstruction,
     # residual) and, for audio, a WAV of the event from pre_s before to post_s after (at most max_s)
     evidence_dir: str | None = None
-    evidence_pre_s: float = 1.0
-    evidence_post_s: float = 1.0
-    evidence_max_s: float = 10.0
+    evidence_pre_s: float = 1.0  # audio evidence: seconds before the event
+    evidence_post_s: float = 1.0  # audio evidence: seconds after the event
+    evidence_max_s: float = 10.0  # audio evidence: longest WAV, seconds
     # Per-stream drift: running mean of each stream's normal (non-alerting) scores, half-life in
     # stream time; exported as streamad_stream_score_drift for the most drifted streams.
     drift_halflife_s: float = 600.0
@@ -111,13 +111,13 @@ class AlertConfig:
     # normal mean (never lowered, at most adapt_max_offset): a microphone moved to a noisier room
     # stops flooding alerts (and is visible in the drift metric).
     adapt_threshold: bool = False
-    adapt_warmup_s: float = 600.0
-    adapt_max_offset: float = 10.0
+    adapt_warmup_s: float = 600.0  # stream time before a stream's threshold may be raised
+    adapt_max_offset: float = 10.0  # the most a stream's threshold is raised (score units)
 
 
 @dataclass
 class WorkerConfig:
-    max_batch: int = 256
+    max_batch: int = 256  # windows per scoring pass on the device
     idle_stream_s: float = 300.0  # a stream silent this long is forgotten (its partial window dropped)
     threads: int = 1  # torch CPU threads for scoring (the broker client shares the machine); 0 = torch default
 

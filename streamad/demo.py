@@ -6,8 +6,8 @@
 4. replay the held-back ambient recordings as one live stream with glass-break
    and baby-cry recordings mixed in at known times;
 5. print alerts as they arrive, then a summary: events inserted / alerted, false
-   alerts, alert latency p50/p95; write demo-out/report.json and a PNG of the
-   first alert (input patch, reconstruction, residual).
+   alerts, alert latency p50/p95; write demo-out/report.json; the daemon writes the evidence of
+   every alert under demo-out/evidence/ (PNG: input patch, reconstruction, residual; WAV: the event).
 """
 from __future__ import annotations
 
@@ -143,6 +143,7 @@ def _start_daemon(plan: DemoPlan, bootstrap: str, model_dir: Path) -> subprocess
     d["kafka"].update(input_topics=[DEMO_TOPIC], group_id=f"demo-{int(time.time())}", session_timeout_ms=2000,
                       heartbeat_interval_ms=600, bootstrap_servers=bootstrap)
     d["model"]["path"] = str(model_dir)
+    d["alerts"]["evidence_dir"] = str(work / "evidence")  # a PNG per alert, a WAV per event
     run_cfg = work / "run.yaml"
     run_cfg.write_text(yaml.safe_dump(d))
     (work / "scores.jsonl").unlink(missing_ok=True)
@@ -215,7 +216,7 @@ def run_demo(a: Any) -> int:
         daemon.send_signal(signal.SIGTERM)
         rc = daemon.wait(timeout=30)
         summary = _summary(events, reader.alerts, sent, sr, ts0, fe.window, n_windows, rc, len(sig) / sr, a)
-        _finish(summary, model, reader.alerts, sig, ts0, work, t_start)
+        _finish(summary, model, reader.alerts, work, t_start)
         return 0
     finally:
         if daemon is not None and daemon.poll() is None:
@@ -223,19 +224,14 @@ def run_demo(a: Any) -> int:
         broker.stop()
 
 
-def _finish(summary: dict, model, alerts: list[dict], sig: np.ndarray, ts0: float, work: Path,
-            t_start: float) -> None:
+def _finish(summary: dict, model, alerts: list[dict], work: Path, t_start: float) -> None:
     score_log = work / "scores.jsonl"
     summary["windows_scored"] = len(score_log.read_text().splitlines()) if score_log.exists() else 0
     summary["wall_s"] = round(time.monotonic() - t_start, 1)
     summary["model"] = model.version
-    if alerts:
-        from streamad.evidence import plot_residual
-
-        al, sr = alerts[0], model.frontend.sr
-        i0 = int(round((al["window_start"] - ts0) * sr))
-        summary["alert_png"] = plot_residual(model, sig[i0:i0 + model.frontend.window], work / "first_alert.png",
-                                             f"first alert: t={al['window_start'] - ts0:.1f}s score {al['score']:.1f}")
+    evidence = [al.get("evidence", {}) for al in alerts]
+    summary["evidence_png"] = [e["png"] for e in evidence if e.get("png") and Path(e["png"]).exists()]
+    summary["evidence_wav"] = [e["wav"] for e in evidence if e.get("wav") and Path(e["wav"]).exists()]
     (work / "report.json").write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
 
@@ -294,4 +290,6 @@ def _print_summary(s: dict) -> None:
          f"(at {s['replay_speed']:g}x real time)")
     _say(f"daemon latency  : p50 {lp['p50']} s, p95 {lp['p95']} s from the window's last chunk published to alert")
     _say(f"windows scored  : {s['windows_scored']} of {s['windows_expected']}")
+    _say(f"evidence        : {len(s['evidence_png'])} PNG, {len(s['evidence_wav'])} WAV"
+         + (f" (e.g. {s['evidence_png'][0]})" if s['evidence_png'] else ""))
     _say(f"daemon exit code: {s['daemon_exit_code']}; wall time {s['wall_s']} s")

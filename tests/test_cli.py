@@ -129,4 +129,5 @@ def test_demo_runs_end_to_end_and_alerts_on_inserted_events(ambient_files, tmp_p
     assert rep["events_inserted"] == 2 and rep["daemon_exit_code"] == 0
     assert rep["windows_scored"] == rep["windows_expected"] == 39
     assert rep["events_alerted"] >= 1 and rep["false_alerts"] == 0
+    assert len(rep["evidence_png"]) == rep["alerts"] and rep["evidence_wav"]  # make demo leaves PNG + WAV
     assert "=== streamad demo summary ===" in r.stdout

@@ -67,3 +67,17 @@ def test_invalid_yaml_reports_line(tmp_path):
     with pytest.raises(C.ConfigError) as e:
         C.load(bad)
     assert "line" in str(e.value)
+
+
+def test_readme_config_reference_matches_the_schema():
+    """The README's reference is generated from streamad/config.py: every key has a meaning, and
+    the README holds exactly what `python -m streamad.config_doc` prints."""
+    from streamad import config_doc
+    from tests.conftest import ROOT
+
+    assert config_doc.undocumented() == []
+    readme = (ROOT / "README.md").read_text()
+    assert readme == config_doc.replace_section(readme, config_doc.reference()), \
+        "README config reference is stale: run python -m streamad.config_doc --write README.md"
+    for key in ("kafka.bootstrap_servers", "alerts.evidence_dir", "train.calibration", "metrics.port"):
+        assert f"| `{key}` |" in readme
