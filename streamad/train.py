@@ -13,10 +13,13 @@ Calibration data never reaches the detector it calibrates. Two ways (``train.cal
 ``auto`` (default) uses holdout when the held-back part gives at least ``MIN_HOLDOUT_WINDOWS``
 calibration windows and crossfit otherwise (with a warning). The shortest usable history is
 :func:`min_history` samples/readings = ``2 × window + 16`` (two folds of ``window + 8``), less
-than 3 windows' worth for any window of 16 or more; shorter data is a one-line DataError.
+than 3 windows' worth for any window of 16 or more. A series shorter than that trains on a
+smaller window (``(n - 16) / 2`` readings, at least 16; a warning says so), so the documented
+minimum for series is 48 readings; shorter data (or audio) is a one-line DataError.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -96,9 +99,8 @@ def _folds(recs: list[Recording], k: int) -> list[list[np.ndarray]]:
 def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int) -> tuple[str, int]:
     """('holdout', 0) or ('crossfit', K) for this data (see the module docstring)."""
     total = sum(len(r.signal) for r in recs)
-    if total < min_history(win) or all(len(r.signal) < win for r in recs):
-        raise DataError(f"only {total} samples/readings of normal history; need at least {min_history(win)} "
-                        f"(2 x window + {2 * MIN_TRAIN_WINDOWS}) for window {win}")
+    if all(len(r.signal) < win for r in recs):
+        raise DataError(f"every recording is shorter than one window ({win} samples/readings)")
     mode = cfg.train.calibration
     if mode != "crossfit":
         try:
@@ -115,6 +117,24 @@ def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int
         log.warning("short normal history (%d samples/readings): calibrating by %d-fold cross-fitting; "
                     "the threshold rests on few windows, give more normal data when you can", total, k)
     return "crossfit", k
+
+
+def _fit_window(cfg: Config, kind, recordings: list[Recording], probe):
+    """A history shorter than ``min_history(window)``: series train on a smaller window that fits
+    (down to ``kind.min_window``; the model keeps the window it was trained with)."""
+    total, old = sum(len(r.signal) for r in recordings), probe.window
+    if total >= min_history(old):
+        return probe
+    if kind.min_window is None or total < min_history(kind.min_window):
+        need = min_history(old if kind.min_window is None else kind.min_window)
+        raise DataError(f"only {total} samples/readings of normal history; need at least {need} "
+                        f"(2 x window + {2 * MIN_TRAIN_WINDOWS}, window {old if kind.min_window is None else kind.min_window})")
+    new = (total - 2 * MIN_TRAIN_WINDOWS) // 2
+    kind.shrink_window(cfg, new)
+    log.warning("short normal history (%d readings): window shrunk from %d to %d readings", total, old, new)
+    probe = kind.frontend(cfg)
+    kind.prepare(cfg, recordings, probe)
+    return probe
 
 
 def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: int, out: Path | None,
@@ -164,6 +184,7 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]],
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
                 show_progress: bool = True, device: str | None = None) -> AnomalyModel:
     t0 = time.monotonic()
+    cfg = copy.deepcopy(cfg)  # training settles channels and (short series) the window in its own copy
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -172,6 +193,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     kind = kind_of(cfg)
     probe = kind.frontend(cfg)
     kind.prepare(cfg, recordings, probe)
+    probe = _fit_window(cfg, kind, recordings, probe)
     win, hop, train_hop = probe.window, probe.hop, probe.train_hop(cfg)
     mode, k = _plan(cfg, recordings, win, hop, train_hop)
     cal_hop, phases = _calibration_hops(hop, train_hop)

@@ -32,6 +32,7 @@ class Recording:
 
 class Kind(ABC):
     name: ClassVar[str]
+    min_window: ClassVar[int | None] = None  # shortest window a short training history may shrink to
 
     @abstractmethod
     def frontend(self, cfg: Any) -> Frontend:
@@ -56,6 +57,10 @@ class Kind(ABC):
     def push(self, buffer: Any, payload: Any, tp: TopicPartition,
              offset: int) -> tuple[list[Window], list[str]]:
         """Add a decoded payload to its buffer: (complete windows, rejection reasons)."""
+
+    def shrink_window(self, cfg: Any, window: int) -> None:
+        """Use windows of ``window`` samples/readings (>= ``min_window``; short training history)."""
+        raise NotImplementedError(f"{self.name} windows cannot shrink")
 
     def window_shape(self, model: Any) -> tuple[int, ...]:
         """Shape of one window's data (default: samples)."""

@@ -22,6 +22,7 @@ def _label(s: str) -> Any:
 
 class SeriesKind(Kind):
     name = "series"
+    min_window = 16
 
     def frontend(self, cfg: Any) -> SeriesFrontend:
         return SeriesFrontend(cfg.series)
@@ -56,6 +57,10 @@ class SeriesKind(Kind):
 
     def push(self, buffer: ReadingStreamBuffer, payload, tp, offset):
         return buffer.push(payload, tp, offset)
+
+    def shrink_window(self, cfg: Any, window: int) -> None:
+        cfg.series.window = int(window)
+        cfg.series.hop = min(cfg.series.hop, int(window))
 
     def window_shape(self, model: Any) -> tuple[int, ...]:
         return (model.frontend.window, len(model.cfg.series.channels))
