@@ -136,6 +136,7 @@ def test_metric_names_are_exactly_what_is_rendered(tel):
     tel.g_assigned.set(1)
     tel.g_broker.set(1)
     tel.g_tick.set(1)
+    tel.stream_drifts("audio", {"mic-1": 0.5})
     rendered = {name for name, _ in samples(tel)}
     assert rendered == set(T.METRIC_NAMES)
     assert not any(n.endswith("_created") for n in rendered)
