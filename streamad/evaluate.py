@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from streamad import metrics
 from streamad.alerts import decide
@@ -129,7 +130,9 @@ def plot_residual(model: AnomalyModel, window: np.ndarray, path: str | Path, tit
     from matplotlib.figure import Figure
 
     x = model.patches(window[None])
-    rec = model.detector.reconstruct(x)
+    if x.dim() != 4:  # a waveform detector: show the window itself
+        x = model.frontend.transform(torch.from_numpy(np.asarray(window[None], dtype=np.float32)))
+    rec = model.detector.reconstruct(x) if x.dim() == 4 and model.detector.input != "waveform" else None
     panels = [("input (standardised log-mel)", x[0, 0].cpu().numpy())]
     if rec is not None:
         r = rec[0, 0].numpy()

@@ -80,7 +80,15 @@ class AnomalyModel:
         return self
 
     def patches(self, raw: np.ndarray) -> torch.Tensor:
+        """Raw windows -> what the detector sees. This is the one place that switches on the
+        detector's input: front-end patches / vectors, or (``input = "waveform"``, e.g. the
+        WaveNet predictor) the raw audio windows as (N, 1, samples)."""
         x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)).to(self.device)
+        if getattr(self.detector, "input", "patches") == "waveform":
+            if getattr(self.frontend, "kind", None) != "audio":
+                raise ConfigError(f"model.detector: {self.detector.name} scores raw audio waveforms; "
+                                  f"it needs kind: audio")
+            return x.reshape(len(x), 1, -1)
         with torch.no_grad():
             return self.frontend.transform(x)
 

@@ -75,8 +75,16 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[
     return train, hold
 
 
+def _detector_input(model: AnomalyModel, windows: np.ndarray) -> torch.Tensor:
+    return torch.cat([model.patches(windows[i:i + 512]).cpu() for i in range(0, len(windows), 512)])
+
+
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
-                show_progress: bool = True, device: str | None = None) -> AnomalyModel:
+                show_progress: bool = True, device: str | None = None,
+                anomalies: list[Recording] | None = None) -> AnomalyModel:
+    """``anomalies``: optional recordings whose every window is a labelled anomaly (y = 1)
+    for semi-supervised / supervised detectors (outlier exposure); unsupervised detectors
+    drop them. They never reach the front-end statistics or the calibration."""
     t0 = time.monotonic()
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
@@ -114,12 +122,19 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     detector = create(cfg.model.detector, cfg.model.params).to(dev)
     model = AnomalyModel(cfg, frontend, detector)
     model.to(dev)
-    X = torch.cat([model.patches(Xw[i:i + 512]).cpu() for i in range(0, len(Xw), 512)])
+    X = _detector_input(model, Xw)
+    y = None
+    if anomalies:
+        Aw = [w for w in (frame_windows(r.signal, win, train_hop) for r in anomalies) if len(w)]
+        if Aw:
+            XA = _detector_input(model, np.concatenate(Aw))
+            X = torch.cat([X, XA])
+            y = torch.cat([torch.zeros(len(X) - len(XA), dtype=torch.int64), torch.ones(len(XA), dtype=torch.int64)])
     ckpt = Path(out) / "checkpoint.pt" if out else None
     if ckpt:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
     with bar(0, f"train {detector.name}", "step", show_progress) as pb:
-        detector.fit(X, seed=cfg.train.seed, progress=loss_callback(pb), checkpoint=ckpt)
+        detector.fit(X, y, seed=cfg.train.seed, progress=loss_callback(pb), checkpoint=ckpt)
     fit_s = time.monotonic() - t0
     comps_seq = [model.components(h) for h in hold_w]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
@@ -138,6 +153,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     model.calibration = cal
     summary = {
         "recordings": len(recordings), "train_windows": int(len(Xw)),
+        "labelled_anomaly_windows": int(y.sum()) if y is not None else 0,
         "holdout_windows": int(sum(len(h) for h in hold_w)), "holdout_hop": cal_hop,
         "train_seconds_of_data": float(sum(len(s) for s in train_sig) / frontend.rate),
         "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / frontend.rate),

@@ -68,19 +68,23 @@ class Batches:
 
 
 class EMA:
-    """Exponential moving average of every parameter and buffer (used for inference)."""
+    """Exponential moving average of every parameter and buffer (used for inference), with
+    TensorFlow's warm-up: the decay after n updates is min(decay, (1 + n) / (10 + n)), so a
+    short run is not dominated by the initial weights."""
 
     def __init__(self, nets: dict[str, nn.Module], decay: float):
-        self.nets, self.decay = nets, decay
+        self.nets, self.decay, self.n = nets, decay, 0
         self.shadow = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in nets.items()}
 
     @torch.no_grad()
     def update(self) -> None:
+        self.n += 1
+        decay = min(self.decay, (1 + self.n) / (10 + self.n))
         for k, m in self.nets.items():
             for n, t in m.state_dict().items():
                 s = self.shadow[k][n]
                 if t.is_floating_point():
-                    s.mul_(self.decay).add_(t, alpha=1 - self.decay)
+                    s.mul_(decay).add_(t, alpha=1 - decay)
                 else:
                     s.copy_(t)
 
@@ -199,7 +203,7 @@ class DeepDetector(Detector):
         ck = {"step": step, "n_train": n, "nets": {k: v.state_dict() for k, v in self.nets.items()},
               "opts": {k: o.state_dict() for k, o in opts.items()}, "gen": gen.get_state(),
               "torch_rng": torch.get_rng_state(), "perm": batches.perm, "pos": batches.pos,
-              "buffers": dict(self.buffers), "ema": ema.shadow if ema else {}}
+              "buffers": dict(self.buffers), "ema": ema.shadow if ema else {}, "ema_n": ema.n if ema else 0}
         tmp = path.with_suffix(".tmp")
         torch.save(ck, tmp)
         tmp.replace(path)
@@ -219,7 +223,7 @@ class DeepDetector(Detector):
         batches.perm, batches.pos = ck["perm"], int(ck["pos"])
         self.buffers.update(ck["buffers"])
         if ema is not None:
-            ema.shadow = ck["ema"]
+            ema.shadow, ema.n = ck["ema"], int(ck["ema_n"])
         return int(ck["step"])
 
     # -- scoring ----------------------------------------------------------------------

@@ -261,6 +261,7 @@ class GANomaly(GMGAN):
     """GMGAN without the mixture (estimation) term: Akcay et al. 2018."""
 
     name = "ganomaly"
+    components = ("irec", "zrec", "irec_max")
     defaults = {**GMGAN.defaults, "use_gmm": False}
 
 
@@ -268,4 +269,5 @@ class ConvAE(GMGAN):
     """Convolutional autoencoder: GMGAN's G_E -> G_D only, L1 reconstruction."""
 
     name = "cae"
+    components = ("irec", "irec_max")
     defaults = {**GMGAN.defaults, "use_gmm": False, "use_adv": False, "use_enc2": False}
