@@ -1,114 +1,168 @@
-"""From window scores to alert records: k-of-n smoothing, one alert per event.
+"""The alert rule, in one place: k-of-n smoothing, one alert per event, cooldown.
 
-Per stream, a window *triggers* when the k-th largest of the last n scores is
-above the model's threshold (the rule the threshold was calibrated with). The
-first triggering window opens an event and publishes one alert; later
-triggering windows that start within ``cooldown_s`` of the previous triggering
-window's end extend the same event and publish nothing.
+Per stream, windows arrive in time order with a score. A window **triggers** when the k-th
+largest of the last n scores (itself included; ``min_windows`` of ``of_windows``) is above
+the threshold — the statistic the threshold was calibrated on (:func:`smooth`). A triggering
+window **opens an event** unless it starts within ``cooldown_s`` after the end of the previous
+triggering window; then it **extends** the open event. An event **closes** when a window
+starts more than ``cooldown_s`` after the end of its last triggering window (or when the
+stream ends). One alert is published per event, for its opening window.
 
-Alert ids are stable (stream, window position, model version): a daemon that
-re-scores windows after a crash re-publishes the same id, so consumers can
-de-duplicate an at-least-once stream.
+:meth:`AlertRule.decide` applies the rule to a whole recording at once (``streamad score``,
+``eval``, the series evaluation, calibration); :meth:`AlertRule.live` gives the per-stream
+state the daemon feeds window by window. Both produce the same events (property-tested).
+
+Alert ids are stable (stream, window position, model version), so a daemon that re-scores a
+window after a crash re-publishes the same id and consumers can de-duplicate.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-from streamad.windows.buffers import Window
+from streamad.timelabels import iso_utc
+from streamad.windows.base import Window
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def smooth(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+    """k-th largest of the last n scores at each position (k = n = 1: identity)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if n <= 1 or len(s) == 0:
+        return s.copy()
+    pad = np.concatenate([np.full(n - 1, -np.inf), s])
+    view = np.lib.stride_tricks.sliding_window_view(pad, n)
+    return np.sort(view, axis=1)[:, n - k]
 
 
 @dataclass
-class _StreamState:
+class Event:
+    """One alert event: windows ``first`` (opening) .. ``last`` (last triggering), by index."""
+
+    first: int
+    last: int
+    start: float  # start of the opening window
+    end: float  # end of the last triggering window
+    peak: float  # highest score of a triggering window
+    windows: int = 1  # triggering windows in the event
+
+    def extend(self, i: int, end: float, score: float) -> None:
+        self.last, self.end = i, end
+        self.peak = max(self.peak, score)
+        self.windows += 1
+
+
+@dataclass
+class Decision:
+    trig: np.ndarray  # bool per window: triggers
+    opens: np.ndarray  # bool per window: opens an event (publishes the alert)
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    threshold: float
+    min_windows: int = 1
+    of_windows: int = 1
+    cooldown_s: float = 0.0
+
+    @classmethod
+    def for_model(cls, model: Any, cooldown_s: float | None = None) -> "AlertRule":
+        """The model's calibrated threshold and k-of-n, the config's cooldown."""
+        cal = model.calibration
+        k, n = (cal.min_windows, cal.of_windows) if cal is not None else (1, 1)
+        cool = model.cfg.alerts.cooldown_s if cooldown_s is None else cooldown_s
+        return cls(float(model.threshold), k, n, float(cool))
+
+    def decide(self, scores: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Decision:
+        """The rule over one recording's windows (in time order)."""
+        trig = smooth(scores, self.min_windows, self.of_windows) > self.threshold
+        opens = np.zeros(len(trig), dtype=bool)
+        events: list[Event] = []
+        for i in np.flatnonzero(trig).tolist():
+            ev = events[-1] if events else None
+            if ev is not None and starts[i] <= ev.end + self.cooldown_s:
+                ev.extend(i, float(ends[i]), float(scores[i]))
+            else:
+                opens[i] = True
+                events.append(Event(i, i, float(starts[i]), float(ends[i]), float(scores[i])))
+        return Decision(trig, opens, events)
+
+    def live(self) -> "LiveRule":
+        return LiveRule(self)
+
+
+@dataclass
+class Step:
+    triggered: bool
+    opened: Event | None = None  # the event this window opened (publish its alert)
+    closed: Event | None = None  # an event that ended before this window
+
+
+@dataclass
+class LiveRule:
+    """Per-stream state of the rule, fed one window at a time (the daemon's side)."""
+
+    rule: AlertRule
     recent: deque = field(default_factory=deque)
-    open_until: float = float("-inf")
-    # While an event is open, the offsets of its opening window stay uncommitted, so a
-    # restarted daemon re-creates the same alert (same id) instead of a second one.
-    hold: dict = field(default_factory=dict)
+    event: Event | None = None
+    seen: int = 0
+
+    def update(self, start: float, end: float, score: float) -> Step:
+        r, i = self.rule, self.seen
+        self.seen += 1
+        self.recent.append(score)
+        if len(self.recent) > r.of_windows:
+            self.recent.popleft()
+        closed = self.close_before(start)
+        kth = sorted(self.recent, reverse=True)[r.min_windows - 1] if len(self.recent) >= r.min_windows \
+            else -math.inf
+        if not kth > r.threshold:
+            return Step(False, closed=closed)
+        if self.event is not None:
+            self.event.extend(i, end, score)
+            return Step(True, closed=closed)
+        self.event = Event(i, i, start, end, score)
+        return Step(True, opened=self.event, closed=closed)
+
+    def close_before(self, start: float) -> Event | None:
+        """Close the open event if a window starting at ``start`` is past its cooldown."""
+        ev = self.event
+        if ev is not None and start > ev.end + self.rule.cooldown_s:
+            self.event = None
+            return ev
+        return None
 
 
-class AlertPolicy:
-    def __init__(self, threshold: float, min_windows: int = 1, of_windows: int = 1, cooldown_s: float = 2.0,
-                 model_name: str = "", model_version: str = ""):
-        self.threshold = threshold
-        self.k, self.n = min_windows, of_windows
-        self.cooldown = cooldown_s
-        self.model_name, self.model_version = model_name, model_version
-        self.streams: dict[str, _StreamState] = {}
-
-    def forget(self, stream_key: str) -> None:
-        self.streams.pop(stream_key, None)
-
-    def update(self, stream_key: str, window: Window, score: float,
-               components: dict[str, float] | None = None) -> dict[str, Any] | None:
-        st = self.streams.setdefault(stream_key, _StreamState(deque(maxlen=self.n)))
-        if window.start > st.open_until:
-            st.hold = {}
-        st.recent.append(score)
-        if len(st.recent) < self.k:
-            return None
-        kth = sorted(st.recent, reverse=True)[self.k - 1]
-        if not kth > self.threshold:
-            return None
-        new_event = window.start > st.open_until
-        st.open_until = max(st.open_until, window.end + self.cooldown)
-        if not new_event:
-            return None
-        st.hold = {tp: lo for tp, (lo, _hi) in window.sources.items()}
-        return self.record(window, score, components)
-
-    def held_offsets(self) -> dict[tuple[str, int], int]:
-        """Smallest offset per partition that an open event still needs for a faithful replay."""
-        out: dict[tuple[str, int], int] = {}
-        for st in self.streams.values():
-            for tp, off in st.hold.items():
-                out[tp] = min(off, out.get(tp, off))
-        return out
-
-    def record(self, window: Window, score: float, components: dict[str, float] | None) -> dict[str, Any]:
-        aid = hashlib.sha1(f"{window.key}|{self.model_version}".encode()).hexdigest()[:20]
-        now = time.time()
-        rec: dict[str, Any] = {
-            "alert_id": aid,
-            "stream_id": window.stream_id,
-            "window_start": window.start,
-            "window_end": window.end,
-            "window_start_iso": iso(window.start),
-            "window_end_iso": iso(window.end),
-            "detected_at": now,
-            "detected_at_iso": iso(now),
-            "score": float(score),
-            "threshold": float(self.threshold),
-            "model": {"name": self.model_name, "version": self.model_version},
-            "components": {k: float(v) for k, v in (components or {}).items()},
-            "sources": [{"topic": t, "partition": p, "first_offset": lo, "last_offset": hi}
-                        for (t, p), (lo, hi) in sorted(window.sources.items())],
-        }
-        if window.start_label is not None:
-            rec["start_label"], rec["end_label"] = window.start_label, window.end_label
-        return rec
+def alert_id(window_key: str, model_version: str) -> str:
+    return hashlib.sha1(f"{window_key}|{model_version}".encode()).hexdigest()[:20]
 
 
-def decide(scores: np.ndarray, starts: np.ndarray, ends: np.ndarray, threshold: float, k: int = 1,
-           n: int = 1, cooldown_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Offline twin of AlertPolicy for one recording: (triggering windows, alert-opening windows)."""
-    from streamad.calibrate import smooth
-
-    trig = smooth(scores, k, n) > threshold
-    opens = np.zeros(len(scores), dtype=bool)
-    open_until = float("-inf")
-    for i in np.nonzero(trig)[0]:
-        if starts[i] > open_until:
-            opens[i] = True
-        open_until = max(open_until, ends[i] + cooldown_s)
-    return trig, opens
+def alert_record(window: Window, score: float, threshold: float, model_name: str, model_version: str,
+                 components: dict[str, float] | None = None) -> dict[str, Any]:
+    """The alert published for an event's opening window (README "Alerts (output)")."""
+    now = time.time()
+    rec: dict[str, Any] = {
+        "alert_id": alert_id(window.key, model_version),
+        "stream_id": window.stream_id,
+        "window_start": window.start,
+        "window_end": window.end,
+        "window_start_iso": iso_utc(window.start),
+        "window_end_iso": iso_utc(window.end),
+        "detected_at": now,
+        "detected_at_iso": iso_utc(now),
+        "score": float(score),
+        "threshold": float(threshold),
+        "model": {"name": model_name, "version": model_version},
+        "components": {k: float(v) for k, v in (components or {}).items()},
+        "sources": [{"topic": t, "partition": p, "first_offset": lo, "last_offset": hi}
+                    for (t, p), (lo, hi) in sorted(window.sources.items())],
+    }
+    if window.start_label is not None:
+        rec["start_label"], rec["end_label"] = window.start_label, window.end_label
+    return rec

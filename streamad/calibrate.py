@@ -3,8 +3,8 @@
 * Each score component is standardised with the median and a robust scale
   (IQR / 1.349) of the held-back normal windows, so none dominates by scale; the
   anomaly score is the weighted mean of the standardised components.
-* The alert decision uses the k-th largest score of the last n windows
-  (``smooth``), the same rule the daemon applies.
+* The threshold is calibrated on the alert rule's statistic, the k-th largest score of the
+  last n windows (:func:`streamad.alerts.smooth`).
 * The threshold targets a false-alert rate: with one window every ``hop_s``
   seconds, a rate of r alerts/hour means a per-window exceedance probability of
   r * hop_s / 3600. Held-back normal audio is usually far shorter than an hour,
@@ -22,15 +22,8 @@ from typing import Any
 
 import numpy as np
 
-
-def smooth(scores: np.ndarray, k: int, n: int) -> np.ndarray:
-    """k-th largest of the last n scores at each position (k = n = 1: identity)."""
-    s = np.asarray(scores, dtype=np.float64)
-    if n <= 1 or len(s) == 0:
-        return s.copy()
-    pad = np.concatenate([np.full(n - 1, -np.inf), s])
-    view = np.lib.stride_tricks.sliding_window_view(pad, n)
-    return np.sort(view, axis=1)[:, n - k]
+from streamad.alerts import smooth
+from streamad.stats import robust_center_scale
 
 
 @dataclass
@@ -50,12 +43,7 @@ class Calibration:
                        **kw: Any) -> "Calibration":
         center, scale = {}, {}
         for k, v in comps.items():
-            v = np.asarray(v, dtype=np.float64)
-            q25, q50, q75 = np.percentile(v, [25, 50, 75])
-            s = (q75 - q25) / 1.349
-            if not s > 1e-12:
-                s = float(v.std()) or 1.0
-            center[k], scale[k] = float(q50), float(s)
+            center[k], scale[k] = robust_center_scale(v, fallback=1.0)
         w = {k: 1.0 for k in comps} if weights is None else {k: float(weights.get(k, 0.0)) for k in comps}
         if not any(w.values()):
             raise ValueError("all score weights are zero")

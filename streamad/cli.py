@@ -23,9 +23,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from streamad.broker import BrokerError
     from streamad.config import ConfigError
     from streamad.io.files import InputError
+    from streamad.kinds import DataError
+    from streamad.model import ModelFileError
     from streamad.models.base import TrainingError
-    from streamad.pipeline import ModelFileError
-    from streamad.train import DataError
 
     return (CliError, ConfigError, InputError, ModelFileError, DataError, TrainingError, BrokerError)
 
@@ -97,47 +97,53 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from streamad import evaluate
-
     if a.series:
-        res = evaluate.eval_series_cli(a.model, a.series, out=a.out, nab_out=a.nab_out, device=a.device,
-                                       row_rule=a.row_rule, beats_from_s=a.beats_from, **_series_opts(a))
+        from streamad.evaluation.series_files import eval_series_files
+
+        res = eval_series_files(a.model, a.series, nab_out=a.nab_out, device=a.device, row_rule=a.row_rule,
+                                beats_from_s=a.beats_from, **_series_opts(a))
     else:
+        from streamad.evaluation.audio import eval_audio
+
         if not (a.normal and a.events):
             raise CliError("eval: audio evaluation needs --normal DIR and --events DIR (or --series FILE...)")
         ebrs = [float(x) for x in a.ebr.split(",")]
-        res = evaluate.eval_audio(a.model, a.normal, a.events, ebrs=ebrs, seed=a.seed, out=a.out,
-                                  device=a.device, top_alerts=a.top)
+        res = eval_audio(a.model, a.normal, a.events, ebrs=ebrs, seed=a.seed, out=a.out, device=a.device,
+                         top_alerts=a.top)
     print(json.dumps(res, indent=2))
     return 0
 
 
+def _pipelines(a: argparse.Namespace, paths: list[str]):
+    from streamad.config import check_shared_sections
+    from streamad.daemon import Pipeline
+    from streamad.model import AnomalyModel
+
+    cfgs = [_load_config(c) for c in paths]
+    check_shared_sections(dict(zip(paths, cfgs)))
+    if a.model and len(cfgs) > 1:
+        raise CliError("run: --model only with a single --config (set model.path in each config)")
+    return [Pipeline(path, cfg, AnomalyModel.load(a.model or cfg.model.path, device=a.device or cfg.model.device))
+            for path, cfg in zip(paths, cfgs)]
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     from streamad.broker import EmbeddedBroker
-    from streamad.daemon import Daemon, DeliveryError, Pipeline, setup_logging
+    from streamad.daemon import Daemon, DeliveryError, setup_logging
     from streamad.io.kafka import ensure_topics
-    from streamad.pipeline import AnomalyModel
-    from streamad.worker import Worker
 
     setup_logging(a.log_level)
     stop_early = {"sig": None}  # a SIGTERM while loading models still means a clean exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
-    cfgs = [_load_config(c) for c in a.config]
-    if a.model and len(cfgs) > 1:
-        raise CliError("run: --model only with a single --config (set model.path in each config)")
-    pipes = {}
-    for path, cfg in zip(a.config, cfgs):
-        mdir = a.model or cfg.model.path
-        model = AnomalyModel.load(mdir, device=a.device or cfg.model.device)
-        pipes[path] = Pipeline.build(cfg, model)
-    if cfgs[0].worker.threads > 0:
+    pipes = _pipelines(a, a.config)
+    first = pipes[0].cfg
+    if first.worker.threads > 0:
         import torch
 
-        torch.set_num_threads(cfgs[0].worker.threads)
-    k = cfgs[0].kafka
-    broker = None
-    bootstrap = a.bootstrap or k.bootstrap_servers
+        torch.set_num_threads(first.worker.threads)
+    k = first.kafka
+    broker, bootstrap = None, a.bootstrap or k.bootstrap_servers
     if bootstrap is None:
         broker = EmbeddedBroker(port=k.embedded_port).start()
         bootstrap = broker.bootstrap
@@ -145,19 +151,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         if k.session_timeout_ms is None:  # the embedded broker holds joins for session/2
             k.session_timeout_ms, k.heartbeat_interval_ms = 2000, 600
     try:
-        topics = [t for c in cfgs for t in c.kafka.input_topics + [c.kafka.alert_topic, c.kafka.dead_letter_topic]]
+        topics = [t for p in pipes for t in p.cfg.kafka.input_topics + [p.cfg.kafka.alert_topic,
+                                                                         p.cfg.kafka.dead_letter_topic]]
         try:
             ensure_topics(bootstrap, topics, k.partitions, k.client)
         except Exception as e:  # external clusters may forbid topic creation: the topics must exist then
             print(f"streamad: could not create topics ({e}); assuming they exist", file=sys.stderr)
-        daemon = Daemon(pipes, bootstrap, k, Worker(cfgs[0].worker.max_batch), cfgs[0].worker.idle_stream_s)
+        daemon = Daemon(pipes, bootstrap, k, first.worker.idle_stream_s)
         if a.print_alerts:
             daemon.on_alert = lambda al: print(json.dumps(al), flush=True)
-        if a.score_log:
-            daemon.score_log = open(a.score_log, "a", encoding="utf-8")
         if stop_early["sig"] is not None:
             return 0
         try:
+            if a.score_log:
+                daemon.score_log = open(a.score_log, "a", encoding="utf-8")
             return daemon.run(max_seconds=a.max_seconds)
         except DeliveryError as e:  # nothing past the failed alert was committed: a restart resumes there
             print(f"streamad: error: {e}; stopping without committing", file=sys.stderr)

@@ -118,7 +118,6 @@ class Config:
 
 
 _CHOICES = {
-    "kind": ("audio", "series"),
     "series.representation": ("patch", "spectrogram"),
 }
 _POSITIVE = {
@@ -152,7 +151,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
+        kt, vt = typing.get_args(tp)
+        return {_check_type(k, kt, f"{key} key {k!r}"): _check_type(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
@@ -195,6 +195,10 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def validate(cfg: Config) -> Config:
+    from streamad.kinds import KINDS  # the registry of input kinds (imported late: it needs this module)
+
+    if cfg.kind not in KINDS:
+        raise ConfigError(f"kind: must be one of {', '.join(sorted(KINDS))}, got {cfg.kind!r}")
     for key, allowed in _CHOICES.items():
         v = _get(cfg, key)
         if v not in allowed:
@@ -222,6 +226,26 @@ def validate(cfg: Config) -> Config:
     if not cfg.kafka.input_topics:
         raise ConfigError("kafka.input_topics: needs at least one topic")
     return cfg
+
+
+# Sections one daemon process shares between its pipelines (one consumer, one worker); the
+# topics of each config are its own.
+_PER_PIPELINE_KAFKA = {"input_topics", "alert_topic", "dead_letter_topic"}
+
+
+def check_shared_sections(cfgs: dict[str, Config]) -> None:
+    """Several configs in one process must agree on everything they share (ConfigError)."""
+    items = list(cfgs.items())
+    (first_name, first), rest = items[0], items[1:]
+    for name, cfg in rest:
+        for section in ("kafka", "worker"):
+            a, b = dataclasses.asdict(getattr(first, section)), dataclasses.asdict(getattr(cfg, section))
+            for k in a:
+                if section == "kafka" and k in _PER_PIPELINE_KAFKA:
+                    continue
+                if a[k] != b[k]:
+                    raise ConfigError(f"{section}.{k}: differs between {first_name} ({a[k]!r}) and {name} "
+                                      f"({b[k]!r}); one process shares its {section} settings")
 
 
 def _get(cfg: Any, dotted: str) -> Any:

@@ -12,30 +12,22 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import yaml
 
-from streamad.io.files import InputError, list_audio, load_audio
+from streamad.io.files import InputError, default_data_dir, list_audio, load_audio
 
 
-def default_data_dir() -> Path:
-    env = os.environ.get("STREAMAD_DATA")
-    if env:
-        return Path(env)
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        cand = base.parent / "shared" / "data"
-        if cand.is_dir():
-            return cand
-    return Path.cwd().parent / "shared" / "data"
+DEMO_TOPIC = "audio"
 
 
 def _config_path(arg: str | None) -> Path | None:
@@ -52,7 +44,7 @@ def _say(msg: str) -> None:
 
 
 class AlertReader(threading.Thread):
-    def __init__(self, bootstrap: str, topic: str, ts0_box: dict, events: list[dict]):
+    def __init__(self, bootstrap: str, topic: str, ts0: float, events: list[dict]):
         super().__init__(daemon=True)
         from kafka import KafkaConsumer, TopicPartition
 
@@ -63,7 +55,7 @@ class AlertReader(threading.Thread):
         self.c.seek_to_beginning()
         self.alerts: list[dict] = []
         self.stop = False
-        self.ts0 = ts0_box
+        self.ts0 = ts0
         self.events = events
 
     def run(self) -> None:
@@ -73,7 +65,7 @@ class AlertReader(threading.Thread):
                     al = json.loads(r.value)
                     al["_received"] = time.time()
                     self.alerts.append(al)
-                    t = al["window_start"] - self.ts0["ts0"]
+                    t = al["window_start"] - self.ts0
                     hit = next((e for e in self.events if al["window_start"] < e["end_ts"] and
                                 al["window_end"] > e["start_ts"]), None)
                     what = f"event #{hit['n']} {hit['kind']}" if hit else "no inserted event here"
@@ -82,15 +74,18 @@ class AlertReader(threading.Thread):
         self.c.close()
 
 
-def run_demo(a: Any) -> int:
-    from streamad.broker import EmbeddedBroker
-    from streamad.config import KafkaConfig, from_dict, load
-    from streamad.io import kafka as kio
-    from streamad.io.replay import replay_signal
-    from streamad.mixing import mix_event, trim_event
-    from streamad.train import load_recordings, train_model
+@dataclass
+class DemoPlan:
+    cfg: Any
+    work: Path
+    train_files: list[Path]
+    replay_files: list[Path]
+    pools: list[tuple[str, list[Path]]]  # (event kind, files)
 
-    t_start = time.monotonic()
+
+def _plan(a: Any) -> DemoPlan:
+    from streamad.config import from_dict, load
+
     data = default_data_dir()
     ambient_dir = Path(a.ambient) if a.ambient else data / "audio" / "ambient"
     event_dirs = [Path(e) for e in a.events] if a.events else [data / "audio" / "glass-sfx", data / "audio" / "babycry"]
@@ -100,119 +95,147 @@ def run_demo(a: Any) -> int:
         raise InputError("demo: needs an audio config")
     if a.steps:
         cfg.model.params["steps"] = a.steps
-    sr = cfg.audio.sample_rate
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     amb = list_audio([ambient_dir])
     if len(amb) < 4:
         raise InputError(f"demo: need at least 4 ambient recordings in {ambient_dir}, found {len(amb)}")
     replay_files = amb[3::4]
-    train_files = [f for f in amb if f not in replay_files]
     pools = []
     for d in event_dirs:
         files = list_audio([d])
         if not files:
             raise InputError(f"demo: no event recordings in {d}")
         pools.append((d.name, files))
-    _say(f"streamad demo: {len(train_files)} ambient recordings to train on, {len(replay_files)} held back "
-         f"to replay; events from {', '.join(n for n, _ in pools)}")
+    return DemoPlan(cfg, work, [f for f in amb if f not in replay_files], replay_files, pools)
 
+
+def _live_signal(plan: DemoPlan, a: Any) -> tuple[np.ndarray, list[dict]]:
+    """The held-back ambient recordings as one stream, with events mixed in at known times."""
+    from streamad.evaluation.mixing import mix_event, trim_event
+
+    sr = plan.cfg.audio.sample_rate
+    rng = np.random.default_rng(a.seed)
+    sig = np.concatenate([load_audio(f, sr) for f in plan.replay_files])
+    dur = len(sig) / sr
+    n_ev = max(1, min(a.n_events, int(dur // 8)))
+    slot = dur / n_ev
+    events = []
+    for i in range(n_ev):
+        kind, files = plan.pools[i % len(plan.pools)]
+        f = files[int(rng.integers(len(files)))]
+        ev = trim_event(load_audio(f, sr), sr, 3.0)
+        start_s = i * slot + float(rng.uniform(1.5, max(1.6, slot - len(ev) / sr - 2.5)))
+        sig = mix_event(sig, ev, int(start_s * sr), a.ebr)
+        events.append({"n": i + 1, "kind": kind, "file": f.name, "start_s": start_s, "end_s": start_s + len(ev) / sr})
+    return sig, events
+
+
+def _start_daemon(plan: DemoPlan, bootstrap: str, model_dir: Path) -> subprocess.Popen:
+    from streamad.io import kafka as kio
+
+    cfg, work = plan.cfg, plan.work
+    kio.ensure_topics(bootstrap, [DEMO_TOPIC, cfg.kafka.alert_topic, cfg.kafka.dead_letter_topic],
+                      cfg.kafka.partitions)
+    d = cfg.to_dict()
+    d["kafka"].update(input_topics=[DEMO_TOPIC], group_id=f"demo-{int(time.time())}", session_timeout_ms=2000,
+                      heartbeat_interval_ms=600, bootstrap_servers=bootstrap)
+    d["model"]["path"] = str(model_dir)
+    run_cfg = work / "run.yaml"
+    run_cfg.write_text(yaml.safe_dump(d))
+    (work / "scores.jsonl").unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "streamad.cli", "run", "--config", str(run_cfg),
+                             "--score-log", str(work / "scores.jsonl")], stdout=subprocess.DEVNULL,
+                            stderr=open(work / "daemon.log", "wb"), start_new_session=True)
+    _wait_log(work / "daemon.log", "partitions assigned", proc, 60)
+    return proc
+
+
+def _wait_scored(score_log: Path, n_windows: int, idle_s: float = 10.0, max_s: float = 60.0) -> None:
+    """Until every window is scored, or nothing moved for ``idle_s``."""
+    t_wait, seen, t0 = time.time(), -1, time.time()
+    while time.time() - t0 < max_s:
+        now = len(score_log.read_text().splitlines()) if score_log.exists() else 0
+        if now >= n_windows:
+            return
+        if now != seen:
+            seen, t_wait = now, time.time()
+        if time.time() - t_wait > idle_s:
+            return
+        time.sleep(0.2)
+
+
+def run_demo(a: Any) -> int:
+    from streamad.broker import EmbeddedBroker
+    from streamad.config import KafkaConfig
+    from streamad.io import kafka as kio
+    from streamad.io.replay import replay_signal
+    from streamad.train import load_recordings, train_model
+
+    t_start = time.monotonic()
+    plan = _plan(a)
+    cfg, work, sr = plan.cfg, plan.work, plan.cfg.audio.sample_rate
+    _say(f"streamad demo: {len(plan.train_files)} ambient recordings to train on, {len(plan.replay_files)} held "
+         f"back to replay; events from {', '.join(n for n, _ in plan.pools)}")
     broker = EmbeddedBroker().start()
     _say(f"[1/4] embedded broker up at {broker.bootstrap}")
     daemon = None
     try:
-        _say(f"[2/4] training {cfg.model.detector} on {len(train_files)} recordings ...")
-        model_dir = work / "model"
-        model = train_model(cfg, load_recordings(cfg, train_files), model_dir, show_progress=True)
+        _say(f"[2/4] training {cfg.model.detector} on {len(plan.train_files)} recordings ...")
+        model = train_model(cfg, load_recordings(cfg, plan.train_files), work / "model", show_progress=True)
         _say(f"      model {model.version}: threshold {model.threshold:.2f} "
              f"(target {cfg.alerts.target_false_alerts_per_hour:g} false alert/h), "
              f"trained in {model.meta['training']['fit_wall_s']:.0f} s")
-
-        # the live stream: held-back ambient with events mixed in at known times
-        rng = np.random.default_rng(a.seed)
-        bg = np.concatenate([load_audio(f, sr) for f in replay_files])
-        dur = len(bg) / sr
-        n_ev = max(1, min(a.n_events, int(dur // 8)))
-        slot = dur / n_ev
-        events = []
-        sig = bg
-        for i in range(n_ev):
-            kind, files = pools[i % len(pools)]
-            f = files[int(rng.integers(len(files)))]
-            ev = trim_event(load_audio(f, sr), sr, 3.0)
-            start_s = i * slot + float(rng.uniform(1.5, max(1.6, slot - len(ev) / sr - 2.5)))
-            sig = mix_event(sig, ev, int(start_s * sr), a.ebr)
-            events.append({"n": i + 1, "kind": kind, "file": f.name, "start_s": start_s,
-                           "end_s": start_s + len(ev) / sr})
-        topic = "audio"
-        kio.ensure_topics(broker.bootstrap, [topic, cfg.kafka.alert_topic, cfg.kafka.dead_letter_topic],
-                          cfg.kafka.partitions)
-        run_cfg = work / "run.yaml"
-        d = cfg.to_dict()
-        d["kafka"].update(input_topics=[topic], group_id=f"demo-{int(time.time())}", session_timeout_ms=2000,
-                          heartbeat_interval_ms=600, bootstrap_servers=broker.bootstrap)
-        d["model"]["path"] = str(model_dir)
-        run_cfg.write_text(yaml.safe_dump(d))
-        score_log = work / "scores.jsonl"
-        score_log.unlink(missing_ok=True)
-        dlog = open(work / "daemon.log", "wb")
-        daemon = subprocess.Popen([sys.executable, "-m", "streamad.cli", "run", "--config", str(run_cfg),
-                                   "--score-log", str(score_log)], stdout=subprocess.DEVNULL, stderr=dlog,
-                                  start_new_session=True)
-        _wait_log(work / "daemon.log", "partitions assigned", daemon, 60)
+        sig, events = _live_signal(plan, a)
+        daemon = _start_daemon(plan, broker.bootstrap, work / "model")
         _say(f"[3/4] daemon running (pid {daemon.pid}, log {work / 'daemon.log'})")
-
         hop_s = model.frontend.hop / sr
-        ts0_box = {"ts0": float(np.ceil(time.time() / hop_s) * hop_s)}  # on the window grid
+        ts0 = float(np.ceil(time.time() / hop_s) * hop_s)  # on the window grid
         for e in events:
-            e["start_ts"], e["end_ts"] = ts0_box["ts0"] + e["start_s"], ts0_box["ts0"] + e["end_s"]
-        reader = AlertReader(broker.bootstrap, cfg.kafka.alert_topic, ts0_box, events)
+            e["start_ts"], e["end_ts"] = ts0 + e["start_s"], ts0 + e["end_s"]
+        reader = AlertReader(broker.bootstrap, cfg.kafka.alert_topic, ts0, events)
         reader.start()
-        _say(f"[4/4] replaying {dur:.0f} s of ambient audio with {n_ev} events (EBR {a.ebr:+g} dB) "
+        _say(f"[4/4] replaying {len(sig) / sr:.0f} s of ambient audio with {len(events)} events (EBR {a.ebr:+g} dB) "
              f"at {a.speed:g}x real time")
         for e in events:
             _say(f"      event #{e['n']:2d} {e['kind']:9s} at {e['start_s']:6.1f}-{e['end_s']:5.1f}s  ({e['file']})")
         sent: list[tuple[int, float]] = []
         prod = kio.producer(KafkaConfig(), broker.bootstrap)
-        replay_signal(prod, topic, "lobby", sig, sr, start_ts=ts0_box["ts0"], speed=a.speed, chunk_s=0.1,
+        replay_signal(prod, DEMO_TOPIC, "lobby", sig, sr, start_ts=ts0, speed=a.speed, chunk_s=0.1,
                       on_chunk=lambda i, ts, w: sent.append((i, w)))
         prod.close()
         fe = model.frontend
         n_windows = 1 + (len(sig) - fe.window) // fe.hop
-        t_wait, seen = time.time(), -1
-        while time.time() - t_wait < 60:  # until every window is scored (or nothing moves for 10 s)
-            now = len(score_log.read_text().splitlines()) if score_log.exists() else 0
-            if now >= n_windows:
-                break
-            if now != seen:
-                seen, t_wait = now, time.time()
-            if time.time() - t_wait > 10:
-                break
-            time.sleep(0.2)
+        _wait_scored(work / "scores.jsonl", n_windows)
         time.sleep(0.5)
         reader.stop = True
         reader.join(timeout=5)
         daemon.send_signal(signal.SIGTERM)
         rc = daemon.wait(timeout=30)
-        summary = _summary(events, reader.alerts, sent, sr, ts0_box["ts0"], fe.window, n_windows, rc, dur, a)
-        summary["windows_scored"] = len(score_log.read_text().splitlines()) if score_log.exists() else 0
-        summary["wall_s"] = round(time.monotonic() - t_start, 1)
-        summary["model"] = model.version
-        if reader.alerts:
-            from streamad.evaluate import plot_residual
-
-            al = reader.alerts[0]
-            i0 = int(round((al["window_start"] - ts0_box["ts0"]) * sr))
-            summary["alert_png"] = plot_residual(model, sig[i0:i0 + fe.window], work / "first_alert.png",
-                                                 f"first alert: t={al['window_start'] - ts0_box['ts0']:.1f}s "
-                                                 f"score {al['score']:.1f}")
-        (work / "report.json").write_text(json.dumps(summary, indent=2))
-        _print_summary(summary)
+        summary = _summary(events, reader.alerts, sent, sr, ts0, fe.window, n_windows, rc, len(sig) / sr, a)
+        _finish(summary, model, reader.alerts, sig, ts0, work, t_start)
         return 0
     finally:
         if daemon is not None and daemon.poll() is None:
             daemon.kill()
         broker.stop()
+
+
+def _finish(summary: dict, model, alerts: list[dict], sig: np.ndarray, ts0: float, work: Path,
+            t_start: float) -> None:
+    score_log = work / "scores.jsonl"
+    summary["windows_scored"] = len(score_log.read_text().splitlines()) if score_log.exists() else 0
+    summary["wall_s"] = round(time.monotonic() - t_start, 1)
+    summary["model"] = model.version
+    if alerts:
+        from streamad.evaluation.plots import plot_residual
+
+        al, sr = alerts[0], model.frontend.sr
+        i0 = int(round((al["window_start"] - ts0) * sr))
+        summary["alert_png"] = plot_residual(model, sig[i0:i0 + model.frontend.window], work / "first_alert.png",
+                                             f"first alert: t={al['window_start'] - ts0:.1f}s score {al['score']:.1f}")
+    (work / "report.json").write_text(json.dumps(summary, indent=2))
+    _print_summary(summary)
 
 
 def _wait_log(path: Path, needle: str, proc: subprocess.Popen, timeout: float) -> None:

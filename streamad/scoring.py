@@ -1,62 +1,56 @@
-"""Offline scoring of files with a saved model (``streamad score``)."""
+"""Offline scoring: one function scores a recording's windows; ``streamad score`` prints them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from streamad.alerts import decide
-from streamad.pipeline import AnomalyModel
-from streamad.windows.audio import frame_windows
+from streamad.alerts import AlertRule
+from streamad.kinds import kind_of
+from streamad.model import AnomalyModel
+from streamad.windows.base import window_starts, windows_at
 
 
-def _label(s: str) -> Any:
-    try:
-        return float(s) if any(c in s for c in ".eE") else int(s)
-    except ValueError:
-        return s
+@dataclass
+class RecordingScores:
+    starts: np.ndarray  # window start positions (samples / readings)
+    scores: np.ndarray  # calibrated score per window
+    components: dict[str, np.ndarray]  # raw score components per window
+
+    def times(self, model: AnomalyModel) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) of each window in seconds from the start of the recording, as the
+        daemon's windows have them (``Kind.end_offset``)."""
+        fe = model.frontend
+        return self.starts / fe.rate, (self.starts + kind_of(model.cfg).end_offset(fe)) / fe.rate
 
 
-def windowed_scores(model: AnomalyModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(window start indices, scores) of every full window of one recording."""
+def score_recording(model: AnomalyModel, signal: np.ndarray, starts: np.ndarray | None = None,
+                    batch: int = 512, pbar: Any = None) -> RecordingScores:
+    """Scores of the windows ``signal[s:s + window]``: every full window at the model's hop, or
+    at the given ``starts``. Windows are cut batch by batch (a long recording never sits in
+    memory as windows)."""
     fe = model.frontend
-    W = frame_windows(signal, fe.window, fe.hop)
-    scores, _ = model.score(W) if len(W) else (np.zeros(0), {})
-    return np.arange(len(W)) * fe.hop, scores
+    starts = window_starts(len(signal), fe.window, fe.hop) if starts is None else np.asarray(starts, np.int64)
+    scores, comps = [], []
+    for i in range(0, len(starts), batch):
+        s, c = model.score(windows_at(signal, fe.window, starts[i:i + batch]), batch)
+        scores.append(s)
+        comps.append(c)
+        if pbar is not None:
+            pbar.update(len(s))
+    if not scores:
+        return RecordingScores(starts, np.zeros(0), {})
+    return RecordingScores(starts, np.concatenate(scores), {k: np.concatenate([c[k] for c in comps]) for k in comps[0]})
 
 
-def alerts_for(model: AnomalyModel, scores: np.ndarray, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
-    cal = model.calibration
-    trig, _ = decide(scores, starts_s, ends_s, model.threshold, cal.min_windows, cal.of_windows)
-    return trig
-
-
-def score_files(model_dir: str | Path, files: list[str], device: str = "cpu", time_column: str | None = None,
-                value_columns: list[str] | None = None, label_column: str | None = None) -> Iterator[dict]:
+def score_files(model_dir: str | Path, files: list[str], device: str = "cpu", **opts: Any) -> Iterator[dict]:
+    """``streamad score``: one dict per window of every file, with the alert rule applied."""
     model = AnomalyModel.load(model_dir, device=device)
-    fe = model.frontend
-    if model.cfg.kind == "audio":
-        from streamad.io.files import list_audio, load_audio
-
-        for f in list_audio(files):
-            sig = load_audio(f, fe.sr)
-            idx, scores = windowed_scores(model, sig)
-            st, en = idx / fe.sr, (idx + fe.window) / fe.sr
-            for s, e, sc, al in zip(st, en, scores, alerts_for(model, scores, st, en)):
-                yield {"file": str(f), "start_s": round(float(s), 6), "end_s": round(float(e), 6),
-                       "score": float(sc), "alert": bool(al)}
-        return
-    from streamad.io.seriesfiles import fill_missing, load_series_files
-
-    for d in load_series_files(files, time_column=time_column, value_columns=value_columns,
-                               label_column=label_column, channels=model.cfg.series.channels):
-        idx, scores = windowed_scores(model, fill_missing(d.values))
-        last = idx + fe.window - 1
-        trig = alerts_for(model, scores, d.times[idx], d.times[last]) if len(idx) else []
-        for i, j, sc, al in zip(idx, last, scores, trig):
-            if time_column:
-                start, end = _label(d.time_labels[i]), _label(d.time_labels[j])
-            else:
-                start, end = float(d.times[i]), float(d.times[j])
-            yield {"file": d.name, "start": start, "end": end, "score": float(sc), "alert": bool(al)}
+    kind = kind_of(model.cfg)
+    rule = AlertRule.for_model(model)
+    for rec in kind.load(model.cfg, files, channels=model.cfg.series.channels or None, **opts):
+        r = score_recording(model, rec.signal)
+        st, en = r.times(model)
+        yield from kind.rows(model, rec, r.starts, r.scores, rule.decide(r.scores, st, en).trig, **opts)

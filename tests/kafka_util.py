@@ -102,7 +102,7 @@ def expected_keys(stream_id, n_samples, sr, ts0, window, hop):
 
 
 def event_signal(ambient, event, sr, at_s, ebr_db):
-    from streamad.mixing import mix_event, trim_event
+    from streamad.evaluation.mixing import mix_event, trim_event
 
     ev = trim_event(event, sr, 3.0)
     return mix_event(ambient, ev, int(at_s * sr), ebr_db), (at_s, at_s + len(ev) / sr)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from streamad.windows.buffers import AudioStreamBuffer
+from streamad.windows.audio_buffer import AudioStreamBuffer
 
 SR = 100
 

@@ -8,11 +8,11 @@ import signal
 import numpy as np
 import pytest
 
-from streamad.alerts import decide
+from streamad.alerts import AlertRule
 from streamad.io.files import load_audio
 from streamad.io.kafka import ensure_topics
-from streamad.pipeline import AnomalyModel
-from streamad.windows.audio import frame_windows
+from streamad.model import AnomalyModel
+from streamad.windows.base import frame_windows
 from tests import kafka_util as K
 from tests.conftest import BABYCRY, GLASS
 
@@ -125,7 +125,7 @@ def test_sigkill_restart_scores_every_window_and_loses_no_alert(broker, tmp_path
     W = frame_windows(sig, SR, SR // 2)
     scores, _ = model.score(W)
     starts = TS0 + np.arange(len(W)) * 0.5
-    _, opens = decide(scores, starts, starts + 1.0, model.threshold, cooldown_s=model.cfg.alerts.cooldown_s)
+    opens = AlertRule.for_model(model).decide(scores, starts, starts + 1.0).opens
     p0 = int(TS0 * SR)
     want = {hashlib.sha1(f"door@{p0 + i * (SR // 2)}|{model.version}".encode()).hexdigest()[:20]
             for i in np.nonzero(opens)[0]}

@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from streamad.config import AudioConfig
-from streamad.windows.audio import LogMelFrontend, frame_windows
+from streamad.windows.audio import LogMelFrontend
+from streamad.windows.base import frame_windows
 
 
 def test_logmel_matches_librosa(ambient_files):

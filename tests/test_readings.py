@@ -15,7 +15,7 @@ import pytest
 
 from streamad.io.codecs import PayloadError
 from streamad.io.readings import Readings, decode_readings, encode_readings, format_time_like
-from streamad.windows.readings import ReadingStreamBuffer
+from streamad.windows.series_buffer import ReadingStreamBuffer
 
 TP = ("series", 0)
 

@@ -7,7 +7,7 @@ import soundfile as sf
 
 from streamad.config import from_dict
 from streamad.io.files import load_audio
-from streamad.pipeline import AnomalyModel
+from streamad.model import AnomalyModel
 from streamad.train import DataError, Recording, load_recordings, train_model
 
 

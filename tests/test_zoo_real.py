@@ -43,8 +43,8 @@ def test_labelled_anomalies_help_deep_sad_on_mnist(data_dir):
 
 
 def _glass(data_dir, sr=16000):
+    from streamad.evaluation.mixing import trim_event
     from streamad.io.files import list_audio, load_audio
-    from streamad.mixing import trim_event
 
     return trim_event(load_audio(list_audio([data_dir / "audio" / "glass-sfx"])[0], sr), sr, 0.8)
 
@@ -53,10 +53,10 @@ def test_wavenet_on_raw_audio_through_the_pipeline(tmp_path, ambient_files, data
     """The waveform detector gets raw windows from the audio front end, saves / loads with
     identical scores, and a glass break mixed into the background scores higher."""
     from streamad.config import from_dict
-    from streamad.mixing import mix_event
-    from streamad.pipeline import AnomalyModel
+    from streamad.evaluation.mixing import mix_event
+    from streamad.model import AnomalyModel
     from streamad.train import load_recordings, train_model
-    from streamad.windows.audio import frame_windows
+    from streamad.windows.base import frame_windows
 
     cfg = from_dict({"model": {"detector": "wavenet", "params": {"steps": 80, "layers": 7, "channels": 8,
                                                                  "crop": 2048}},
@@ -78,7 +78,7 @@ def test_wavenet_on_raw_audio_through_the_pipeline(tmp_path, ambient_files, data
 
 def test_outlier_exposure_through_train_model(ambient_files, data_dir):
     from streamad.config import from_dict
-    from streamad.mixing import mix_event
+    from streamad.evaluation.mixing import mix_event
     from streamad.models.base import TrainingError
     from streamad.train import Recording, load_recordings, train_model
 

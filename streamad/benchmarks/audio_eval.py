@@ -6,7 +6,7 @@
 Protocol (one model for one place): the 64 ambient recordings (one every 15 min over a day)
 are split by position: every 4th recording is held out for evaluation, the rest trains
 (and, inside training, every 5th is held back for calibration). Events (baby cry, glass)
-are mixed into the held-out recordings at EBR -6/0/+6 dB by ``streamad.evaluate``.
+are mixed into the held-out recordings at EBR -6/0/+6 dB by ``streamad.evaluation.audio``.
 
 ``--scenes``: one model per acoustic scene, the paper's protocol. The recordings are grouped
 into four time-of-day scenes (night 00-06, morning 06-12, afternoon 12-18, evening 18-24,
@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from streamad.config import from_dict
-from streamad.demo import default_data_dir
-from streamad.evaluate import eval_audio
+from streamad.io.files import default_data_dir
+from streamad.evaluation.audio import eval_audio
 from streamad.io.files import list_audio
 from streamad.train import load_recordings, train_model
 

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from streamad.config import load
-from streamad.demo import default_data_dir
-from streamad.evaluate_series import evaluate_ecg_beats, evaluate_series
-from streamad.io.seriesfiles import load_series_files
+from streamad.evaluation.ecg import evaluate_ecg_beats
+from streamad.evaluation.series import evaluate_series
+from streamad.io.files import default_data_dir
+from streamad.kinds import kind_of
+from streamad.metrics import prf
 from streamad.progress import bar
 from streamad.train import Recording, train_model
 
@@ -46,30 +48,30 @@ def skab(a) -> dict:
     root = a.data / "series" / "skab" / "data"
     files = [f for sub in ("valve1", "valve2", "other") for f in sorted((root / sub).glob("*.csv"),
                                                                          key=lambda p: int(p.stem))]
-    datas = load_series_files(files, time_column="datetime", label_column="anomaly")
+    recs = kind_of(cfg).load(cfg, files, time_column="datetime", label_column="anomaly")
     counts = {r: dict(tp=0, fp=0, tn=0, fn=0) for r in ("skab", "cover")}
     t0 = time.monotonic()
-    with bar(len(datas), "skab", "file") as pb:
-        for d in datas:
-            m = train_model(cfg, [Recording(d.name, d.values[:400], d.channels)], show_progress=False)
+    with bar(len(recs), "skab", "file") as pb:
+        for rec in recs:
+            m = train_model(cfg, [Recording(rec.name, rec.signal[:400], rec.channels)], show_progress=False)
             for rule in counts:
-                pf = evaluate_series(m, [d], progress=False, row_rule=rule, nab=False)["per_file"][0]
+                pf = evaluate_series(m, [rec], progress=False, row_rule=rule, nab=False)["per_file"][0]
                 for k in counts[rule]:
                     counts[rule][k] += pf[k]
             pb.update(1)
-    out = {"files": len(datas), "detector": cfg.model.detector, "seed": a.seed,
+    out = {"files": len(recs), "detector": cfg.model.detector, "seed": a.seed,
            "wall_s": round(time.monotonic() - t0, 1), "rules": {}}
     for rule, c in counts.items():
-        f1 = c["tp"] / (c["tp"] + (c["fp"] + c["fn"]) / 2)
-        out["rules"][rule] = {"f1": round(f1, 3), "far": round(c["fp"] / (c["fp"] + c["tn"]), 4),
-                              "mar": round(c["fn"] / (c["fn"] + c["tp"]), 4), **c}
+        m = prf(c["tp"], c["fp"], c["fn"], c["tn"])
+        out["rules"][rule] = {"f1": round(m["f1"], 3), "far": round(m["far"], 4), "mar": round(m["mar"], 4), **c}
     return out
 
 
 def ecg(a) -> dict:
     cfg = _cfg(a)
-    d = load_series_files([a.data / "ecg" / "mitbih" / "100.hea"])[0]
-    W, half = cfg.series.window, len(d.values) // 2
+    rec = kind_of(cfg).load(cfg, [a.data / "ecg" / "mitbih" / "100.hea"])[0]
+    d = rec.source
+    W, half = cfg.series.window, len(rec.signal) // 2
     segs, lo = [], 0
     for b in d.beats[(d.beat_labels == 1) & (d.beats < half)]:
         if b - W - lo > 2 * W:
@@ -78,10 +80,10 @@ def ecg(a) -> dict:
     if half - lo > 2 * W:
         segs.append((lo, half))
     t0 = time.monotonic()
-    m = train_model(cfg, [Recording(f"seg{i}", d.values[s:e], d.channels) for i, (s, e) in enumerate(segs)],
+    m = train_model(cfg, [Recording(f"seg{i}", rec.signal[s:e], rec.channels) for i, (s, e) in enumerate(segs)],
                     show_progress=True)
     fit = time.monotonic() - t0
-    r = evaluate_ecg_beats(m, d, start=half)
+    r = evaluate_ecg_beats(m, rec, start=half)
     return {"detector": cfg.model.detector, "seed": a.seed, "train_segments": len(segs), "fit_s": round(fit, 1),
             **{k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in r.items()}}
 

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import torch
 
-from streamad.pipeline import AnomalyModel
+from streamad.kinds import kind_of
+from streamad.model import AnomalyModel
 from streamad.progress import bar
 
 
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     m = AnomalyModel.load(a.model, device=a.device)
     fe = m.frontend
-    shape = (a.batch, fe.window) if m.cfg.kind == "audio" else (a.batch, fe.window, len(m.cfg.series.channels))
+    shape = (a.batch, *kind_of(m.cfg).window_shape(m))
     x = (np.random.default_rng(0).standard_normal(shape) * 0.05).astype(np.float32)
     m.score(x)  # warm-up
     if m.device.type == "cuda":

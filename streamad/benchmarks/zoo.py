@@ -177,8 +177,8 @@ def exposure_recordings(data: Path, sr: int, backgrounds: list, seed: int) -> li
     """Event recordings from audio/events (never the test sets' glass / baby cry) mixed into
     training background at a random EBR in {-6, 0, 6} dB, cropped to the event (at least
     one window): every window of these is a labelled anomaly."""
+    from streamad.evaluation.mixing import mix_event, trim_event
     from streamad.io.files import list_audio, load_audio
-    from streamad.mixing import mix_event, trim_event
     from streamad.train import Recording
 
     rng = np.random.default_rng(seed)
@@ -199,7 +199,7 @@ def exposure_recordings(data: Path, sr: int, backgrounds: list, seed: int) -> li
 def run_audio(specs: list[S.Spec], seeds: list[int], data: Path, table: Table) -> None:
     from streamad.benchmarks.audio_eval import _link_dir
     from streamad.config import from_dict
-    from streamad.evaluate import eval_audio
+    from streamad.evaluation.audio import eval_audio
     from streamad.io.files import list_audio
     from streamad.train import load_recordings, train_model
 

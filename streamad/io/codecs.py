@@ -44,7 +44,7 @@ def _headers(headers: Any) -> dict[str, bytes]:
     return out
 
 
-def _stream_id(key: bytes | None) -> str:
+def stream_id_of(key: bytes | None) -> str:
     if not key:
         raise PayloadError("missing key (stream id)")
     try:
@@ -86,7 +86,7 @@ def encode_audio(stream_id: str, samples: np.ndarray, sample_rate: int, timestam
 
 
 def decode_audio(key: bytes | None, value: bytes | None, headers: Any) -> AudioChunk:
-    sid = _stream_id(key)
+    sid = stream_id_of(key)
     h = _headers(headers)
     sr = _header_num(h, "sample_rate", int)
     if not 1000 <= sr <= 384000:

@@ -1,6 +1,7 @@
 """Reading audio files: any rate / channel count -> mono float32 at the target rate."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,18 @@ AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
 
 class InputError(ValueError):
     """A missing or unreadable input file; the message is one line."""
+
+
+def default_data_dir() -> Path:
+    """``$STREAMAD_DATA``, else the ``shared/data`` folder beside the checkout (or the cwd)."""
+    env = os.environ.get("STREAMAD_DATA")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        cand = base.parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return Path.cwd().parent / "shared" / "data"
 
 
 def expand_paths(paths, exts: set[str]) -> list[Path]:

@@ -40,114 +40,27 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from streamad.io.codecs import PayloadError, _stream_id
+from streamad.io.codecs import PayloadError, stream_id_of
+from streamad.timelabels import MAX_TS, Readings, format_time_like, label_of, parse_time
 
 MAX_ROWS = 100_000
 MAX_CHANNELS = 1024
 MAX_RATE_HZ = 1_000_000.0
-MIN_TS = -2_208_988_800.0  # 1900-01-01
-MAX_TS = 253_402_300_799.0  # 9999-12-31 23:59:59
 _NUM = (int, float)
 
 
-@dataclass
-class Readings:
-    stream_id: str
-    times: np.ndarray  # float64 epoch seconds (n,)
-    values: np.ndarray  # float32 (n, C); NaN where a channel is missing / null / non-finite
-    channels: list[str]
-    time_labels: list[str]  # timestamps as they appeared in the record (batch rows: derived)
-
-
-# ---------------------------------------------------------------------------
-# time parsing / formatting
-# ---------------------------------------------------------------------------
 def _parse_ts(v: Any, what: str) -> tuple[float, str]:
-    """(epoch seconds, label) or PayloadError."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise PayloadError(f"{what}: timestamp must be a number or an ISO-8601 string, got {_short(v)}")
-    if isinstance(v, str):
-        label = v
-        s = v.strip()
-        try:
-            t = float(s)
-        except ValueError:
-            try:
-                if len(s) < 10 or not s[:4].isdigit():
-                    raise ValueError
-                iso = s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s
-                dt = datetime.fromisoformat(iso)
-                if dt.tzinfo is None:
-                    dt = dt.replace(tzinfo=timezone.utc)
-                t = dt.timestamp()
-            except (ValueError, OverflowError):
-                raise PayloadError(f"{what}: bad timestamp {v[:40]!r} (expected epoch seconds or ISO-8601)") from None
-    else:
-        try:
-            t = float(v)
-        except OverflowError:
-            raise PayloadError(f"{what}: timestamp out of range") from None
-        label = str(v) if isinstance(v, int) else repr(t)
-    if not math.isfinite(t):
-        raise PayloadError(f"{what}: timestamp is not finite")
-    if not MIN_TS <= t <= MAX_TS:
-        raise PayloadError(f"{what}: timestamp out of range (years 1900-9999): {label[:40]}")
-    return t, label
-
-
-def _num_label(t: float) -> str:
-    s = f"{t:.6f}".rstrip("0").rstrip(".")
-    return "0" if s in ("", "-0") else s
-
-
-@lru_cache(maxsize=256)
-def _style(template: str) -> tuple[str, str, Any, bool]:
-    """('num'|'iso', separator, tzinfo or None, ends with Z) for a time label."""
-    s = template.strip()
+    """(epoch seconds, label) or PayloadError naming ``what``."""
     try:
-        float(s)
-        return ("num", "T", None, False)
-    except ValueError:
-        pass
-    try:
-        z = s.endswith(("Z", "z"))
-        dt = datetime.fromisoformat(s[:-1] + "+00:00" if z else s)
-    except ValueError:
-        return ("iso", "T", timezone.utc, True)
-    sep = s[10] if len(s) > 10 and s[10] in " T" else "T"
-    frac = ""
-    if "." in s[10:]:
-        digits = s[s.index(".", 10) + 1:]
-        n = len(digits) - len(digits.lstrip("0123456789"))
-        frac = "milliseconds" if n == 3 else ("microseconds" if n == 6 else "")
-    return ("iso", sep + frac, dt.tzinfo, z)
-
-
-def format_time_like(t: float, template: str | None) -> str:
-    """Format epoch seconds ``t`` in the style of ``template`` (another label of the stream).
-
-    Numeric templates give seconds ('1583748873.5'); ISO templates give ISO-8601 with the
-    same separator, time zone (naive stays naive, in UTC) and fraction digits. No template:
-    ISO-8601 UTC with 'Z'.
-    """
-    kind, sep, tz, z = _style(template) if template else ("iso", "T", timezone.utc, True)
-    if kind == "num":
-        return _num_label(t)
-    dt = datetime.fromtimestamp(t, tz or timezone.utc)
-    if tz is None:
-        dt = dt.replace(tzinfo=None)
-    spec = sep[1:] or "auto"
-    out = dt.isoformat(sep=sep[0], timespec=spec)
-    if z and out.endswith("+00:00"):
-        out = out[:-6] + "Z"
-    return out
+        t = parse_time(v)
+    except ValueError as e:
+        got = f", got {_short(v)}" if "must be" in str(e) else ""
+        raise PayloadError(f"{what}: {e}{got}") from None
+    return t, label_of(v, t)
 
 
 # ---------------------------------------------------------------------------
@@ -255,7 +168,7 @@ def _decode_batch(sid: str, obj: dict, channels: list[str] | None) -> Readings:
 def decode_readings(key: bytes | None, value: bytes | str | None, headers: Any = None,
                     channels: list[str] | None = None) -> Readings:
     """Decode one record; ``channels`` (the model's) fixes the column order. Raises PayloadError."""
-    sid = _stream_id(key)
+    sid = stream_id_of(key)
     if value is None or len(value) == 0:
         raise PayloadError("empty payload")
     if not isinstance(value, str):

@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from streamad.io.files import InputError, expand_paths
+from streamad.timelabels import parse_time, seconds_label
 
 SERIES_EXTS = {".csv", ".hea"}
 TIME_NAMES = ("datetime", "timestamp", "time", "date", "ts")
@@ -65,35 +64,8 @@ class SeriesData:
 
 
 # ---------------------------------------------------------------------------
-# helpers shared with the wire format
+# helpers
 # ---------------------------------------------------------------------------
-def parse_time(text: str) -> float:
-    """Epoch seconds from a number or an ISO-8601 string (naive = UTC). ValueError if neither."""
-    s = text.strip()
-    try:
-        v = float(s)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(v):
-            raise ValueError(f"not a finite time: {text!r}")
-        return v
-    if len(s) < 10 or not s[:4].isdigit():
-        raise ValueError(f"not a timestamp: {text!r}")
-    if s.endswith(("z", "Z")):
-        s = s[:-1] + "+00:00"
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
-
-
-def seconds_label(t: float) -> str:
-    """Seconds as a short string: 0 -> '0', 1/360 -> '0.002778'."""
-    s = f"{t:.6f}".rstrip("0").rstrip(".")
-    return "0" if s in ("", "-0") else s
-
-
 def fill_missing(values: np.ndarray) -> np.ndarray:
     """Linearly interpolate NaN / Inf per channel; edge gaps take the nearest valid value.
 

@@ -15,8 +15,14 @@ from typing import Any
 
 import torch
 
-from streamad.models.blocks import (JointDiscriminator, PairDiscriminator, decoder, encoder, init_nets,
-                                    with_spectral_norm)
+from streamad.models.blocks import (
+    JointDiscriminator,
+    PairDiscriminator,
+    decoder,
+    encoder,
+    init_nets,
+    with_spectral_norm,
+)
 from streamad.models.deep import TRAIN_DEFAULTS, DeepDetector
 from streamad.models.gan import bce, l1, step
 

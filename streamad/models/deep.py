@@ -30,7 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamad.models.base import Detector, Progress, TrainingError, batched, check_layout
+from streamad.models.base import (
+    Detector,
+    Progress,
+    TrainingError,
+    batched,
+    check_layout,
+)
 from streamad.models.blocks import init_nets
 
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "steps": None, "batch_size": 64, "lr": 1e-4,

@@ -32,7 +32,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from streamad.models.base import Detector, Progress, TrainingError, batched
-from streamad.models.blocks import decoder, discriminator, encoder, frame_max, per_sample
+from streamad.models.blocks import (
+    decoder,
+    discriminator,
+    encoder,
+    frame_max,
+    per_sample,
+)
 from streamad.models.gmm import cov_penalty, energy, mixture_params
 from streamad.models.nets import Estimator, init_weights
 

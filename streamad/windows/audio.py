@@ -94,15 +94,3 @@ class LogMelFrontend:
         """(B, samples) -> (B, 1, n_mels, frames) standardised patches."""
         _, _, mean, std = self._consts(waves.device)
         return ((self.logmel(waves) - mean) / std).unsqueeze(1)
-
-    def stack(self, windows: list) -> np.ndarray:
-        return np.stack([w.data for w in windows]).astype(np.float32, copy=False)
-
-
-def frame_windows(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
-    """All full windows along axis 0: (T, ...) -> (N, window, ...) float32 copy."""
-    if len(signal) < window:
-        return np.zeros((0, window) + signal.shape[1:], dtype=np.float32)
-    n = 1 + (len(signal) - window) // hop
-    idx = np.arange(window)[None, :] + hop * np.arange(n)[:, None]
-    return np.asarray(signal[idx], dtype=np.float32)

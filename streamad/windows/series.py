@@ -65,14 +65,13 @@ import torch
 from torch.nn import functional as F
 
 from streamad.config import SeriesConfig
+from streamad.stats import robust_center_scale
 
 SIZE = 32  # patch side
 LAG_FRACTION = 0.5  # delay-embedding rows of one channel are lagged over this fraction of the window
 LAG_MAX_CHANNELS = 4  # ... when there are at most this many channels (blocks of >= 8 rows); else no lag
 SOFT_KNEE = 5.0  # |z| beyond this is compressed logarithmically
 STD_FLOOR_DB = 0.5  # spectrogram row standard-deviation floor
-CONSTANT_REL_SCALE = 0.01  # scale of a channel that is constant in training: 1 % of |centre| ...
-CONSTANT_ABS_SCALE = 1e-3  # ... but at least this
 
 
 def _row_layout(n: int) -> tuple[list[int], list[int], list[int]]:
@@ -151,18 +150,7 @@ class SeriesFrontend:
             flat = flat[:: int(math.ceil(len(flat) / max_readings))]
         center, scale = np.zeros(c), np.ones(c)
         for j in range(c):
-            v = flat[:, j]
-            v = v[np.isfinite(v)]
-            if len(v) == 0:
-                continue
-            q25, q50, q75 = np.percentile(v, [25, 50, 75])
-            s = (q75 - q25) / 1.349
-            tiny = 1e-9 * max(1.0, abs(q50))
-            if not s > tiny:
-                s = float(v.std())
-            if not s > tiny:
-                s = max(CONSTANT_REL_SCALE * abs(q50), CONSTANT_ABS_SCALE)
-            center[j], scale[j] = q50, s
+            center[j], scale[j] = robust_center_scale(flat[:, j])
         self.center = torch.tensor(center, dtype=torch.float32)
         self.scale = torch.tensor(scale, dtype=torch.float32)
         self.row_mean = torch.zeros(SIZE, 1)
@@ -212,11 +200,6 @@ class SeriesFrontend:
         elif self.n_channels is not None:
             d["lag_fraction"] = self.lag_fraction(min(self.n_channels, SIZE))
         return d
-
-    def stack(self, windows: list) -> np.ndarray:
-        arrs = [np.asarray(w.data, dtype=np.float32) for w in windows]
-        arrs = [a[:, None] if a.ndim == 1 else a for a in arrs]
-        return np.stack(arrs).astype(np.float32, copy=False)
 
     # -- device constants ---------------------------------------------------------
     def _consts(self, device: torch.device, c: int) -> dict[str, Any]:

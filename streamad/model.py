@@ -21,8 +21,10 @@ import torch
 from streamad import __version__
 from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError, from_dict
+from streamad.kinds import kind_of
 from streamad.models.base import Detector
 from streamad.models.registry import create
+from streamad.windows.base import Window, stack_windows
 
 FORMAT = 1
 
@@ -43,13 +45,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_frontend(cfg: Config):
-    if cfg.kind == "audio":
-        from streamad.windows.audio import LogMelFrontend
-
-        return LogMelFrontend(cfg.audio)
-    from streamad.windows.series import SeriesFrontend
-
-    return SeriesFrontend(cfg.series)
+    return kind_of(cfg).frontend(cfg)
 
 
 class AnomalyModel:
@@ -107,6 +103,10 @@ class AnomalyModel:
         if self.calibration is None:
             raise ModelFileError("model is not calibrated")
         return self.calibration.combine(comps), comps
+
+    def score_windows(self, windows: list[Window], batch: int = 512) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores of buffered windows (any streams) in device batches of ``batch``."""
+        return self.score(stack_windows(windows), batch) if windows else (np.zeros(0), {})
 
     # -- persistence ----------------------------------------------------------
     def save(self, out: str | Path, training: dict[str, Any] | None = None) -> Path:

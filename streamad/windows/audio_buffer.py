@@ -11,23 +11,11 @@ samples, so the daemon can commit only offsets whose samples are no longer neede
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-TopicPartition = tuple[str, int]
-
-
-@dataclass
-class Window:
-    stream_id: str
-    start: float  # capture time of the first sample / reading (epoch seconds)
-    end: float  # capture time just after the last sample / of the last reading
-    data: np.ndarray  # audio: float32 (samples,); series: float32 (readings, channels)
-    sources: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)  # tp -> (min, max) offset
-    start_label: str | None = None  # series: first timestamp as it appeared in the input
-    end_label: str | None = None
-    key: str = ""  # stable id of this window (stream + grid position)
+from streamad.windows.base import TopicPartition, Window
 
 
 @dataclass

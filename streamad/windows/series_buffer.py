@@ -53,8 +53,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamad.io.readings import Readings, format_time_like
-from streamad.windows.buffers import TopicPartition, Window
+from streamad.timelabels import Readings, format_time_like
+from streamad.windows.base import TopicPartition, Window
 
 NONE = -(2 ** 62)  # "no slot"
 

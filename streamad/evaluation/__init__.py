@@ -1,0 +1,1 @@
+"""Offline evaluation: audio (events mixed into normal recordings), labelled series, ECG beats."""

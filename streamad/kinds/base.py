@@ -1,0 +1,72 @@
+"""The one place where audio and series (and any future input kind) differ.
+
+A :class:`Kind` bundles, for one ``cfg.kind``: the front end, the file loader, the Kafka
+record decoder and the per-stream buffer. Everything else (training, offline scoring,
+evaluation, the daemon, benchmarks) asks the kind instead of switching on ``cfg.kind``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+
+from streamad.windows.base import Frontend, TopicPartition, Window
+
+
+class DataError(ValueError):
+    """Not enough or unusable training data; one-line message."""
+
+
+@dataclass
+class Recording:
+    """One file's signal: audio (samples,) at the config's rate, or series (readings, channels)."""
+
+    name: str
+    signal: np.ndarray
+    channels: list[str] | None = None
+    source: Any = None  # the loader's full record (series: SeriesData with times, labels, beats)
+
+
+class Kind(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def frontend(self, cfg: Any) -> Frontend:
+        """A new, unfitted front end for this config."""
+
+    @abstractmethod
+    def load(self, cfg: Any, paths: Sequence[str | Path], **opts: Any) -> list[Recording]:
+        """Recordings from files / directories (InputError / DataError on bad input)."""
+
+    def prepare(self, cfg: Any, recordings: list[Recording], frontend: Frontend) -> None:
+        """Fix what the training data decides before windows are cut (default: nothing)."""
+
+    @abstractmethod
+    def decode(self, record: Any, model: Any) -> Any:
+        """A Kafka record -> payload with ``stream_id`` (PayloadError with the reason)."""
+
+    @abstractmethod
+    def new_buffer(self, cfg: Any, model: Any, stream_id: str) -> Any:
+        """An empty per-stream window buffer."""
+
+    @abstractmethod
+    def push(self, buffer: Any, payload: Any, tp: TopicPartition,
+             offset: int) -> tuple[list[Window], list[str]]:
+        """Add a decoded payload to its buffer: (complete windows, rejection reasons)."""
+
+    def window_shape(self, model: Any) -> tuple[int, ...]:
+        """Shape of one window's data (default: samples)."""
+        return (model.frontend.window,)
+
+    def end_offset(self, frontend: Frontend) -> int:
+        """A window's ``end`` time is its start + this many samples / readings (default: just
+        after its last sample)."""
+        return frontend.window
+
+    @abstractmethod
+    def rows(self, model: Any, rec: Recording, starts: np.ndarray, scores: np.ndarray,
+             alerts: np.ndarray, **opts: Any) -> Iterator[dict]:
+        """``streamad score`` output: one JSON-able dict per window."""
