@@ -127,7 +127,7 @@ class AnomalyModel:
             "kind": self.cfg.kind,
             "detector": self.detector.name,
             "params": self.detector.params,
-            "config": {k: cfgd[k] for k in ("kind", "audio", "series", "model", "alerts", "train")},
+            "config": {k: cfgd[k] for k in ("kind", "audio", "series", "tabular", "model", "alerts", "train")},
             "frontend": self.frontend.describe(),
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "training": training or self.meta.get("training", {}),
