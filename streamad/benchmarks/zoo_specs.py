@@ -100,30 +100,32 @@ def arrhythmia_specs() -> list[Spec]:
     ]
 
 
-MNIST_N_TRAIN, MNIST_N_TEST, MNIST_N_EXPOSURE = 1000, 200, 100
+MNIST_N_TRAIN, MNIST_N_TEST, MNIST_N_EXPOSURE = 500, 100, 50
 
 
 def mnist_specs() -> list[Spec]:
-    gan = {"ch": 16, "steps": 150, "batch_size": 64}
-    g_note = "DCGAN nets at width 16, 150 steps of 64 (about 10 epochs)"
-    svdd = {"pretrain_epochs": 10, "epochs": 10}
+    gan = {"ch": 16, "steps": 100, "batch_size": 64}
+    g_note = "DCGAN nets at width 16, 100 steps of 64 (13 epochs of 500)"
+    lenet = {"batch_size": 64}
+    svdd = {**lenet, "pretrain_epochs": 12, "epochs": 12}
+    s_note = "LeNet-type, lr 1e-4, AE 12 + 12 epochs of batch 64 (paper: 250 + 150 epochs of 200)"
     return [
         Spec("pca", "pca"), Spec("gmm", "gmm"), Spec("kde", "kde", note="Scott bandwidth (paper: CV grid)"),
         Spec("iforest", "iforest"), Spec("ocsvm", "ocsvm", note="nu 0.1, gamma 'scale' (paper: grid)"),
         Spec("knn", "knn"), Spec("lof", "lof"),
-        Spec("dcae", "dcae", {"epochs": 20}, note="LeNet-type AE, 20 epochs (paper 250)"),
+        Spec("dcae", "dcae", {**lenet, "epochs": 24}, note="LeNet-type AE, 24 epochs of batch 64 (paper 250 of 200)"),
         Spec("vae", "vae", gan, note=g_note),
-        Spec("anogan", "anogan", {**gan, "lr": 2e-4, "search_steps": 100}, test_cap=1000,
-             note=g_note + "; latent search 100 steps on a 1 000-image stratified test subsample"),
+        Spec("anogan", "anogan", {**gan, "lr": 2e-4, "search_steps": 100}, test_cap=500,
+             note=g_note + "; latent search 100 steps on a 500-image stratified test subsample"),
         Spec("egbad", "egbad", {**gan, "lr": 2e-4}, note=g_note),
         Spec("ganomaly", "ganomaly", gan, note=g_note),
         Spec("alad", "alad", {**gan, "lr": 2e-4}, note=g_note),
         Spec("dagmm", "dagmm", {**gan, "nz": 8}, note=g_note),
         Spec("dsebm", "dsebm", {**gan, "nz": 64}, note=g_note),
-        Spec("deepsvdd", "deepsvdd", svdd, note="LeNet-type, 10 + 10 epochs (paper 250 + 150)"),
-        Spec("deepsvdd-soft", "deepsvdd", {**svdd, "objective": "soft-boundary", "warmup_epochs": 2},
-             note="soft-boundary, 10 + 10 epochs"),
-        Spec("hsc", "hsc", {"epochs": 10}, note="no labelled anomalies, 10 epochs"),
+        Spec("deepsvdd", "deepsvdd", svdd, note=s_note),
+        Spec("deepsvdd-soft", "deepsvdd", {**svdd, "objective": "soft-boundary", "warmup_epochs": 3},
+             note="soft-boundary; " + s_note),
+        Spec("hsc", "hsc", {**lenet, "epochs": 12}, note="no labelled anomalies, 12 epochs of batch 64"),
         Spec("geotrans", "geotrans", {"steps": 300}, note="72 transformations, DCGAN classifier (paper: WRN), 300 steps"),
         Spec("gmgan", "gmgan", gan, note=g_note),
         Spec("cae", "cae", gan, note=g_note),
@@ -131,15 +133,17 @@ def mnist_specs() -> list[Spec]:
 
 
 def mnist_oe_specs() -> list[Spec]:
-    note = f"{MNIST_N_EXPOSURE} labelled images of the other digits (from the training part)"
+    note = f"{MNIST_N_EXPOSURE} labelled images of the other digits (from the training part), 12 epochs of batch 64"
+    lenet = {"batch_size": 64, "epochs": 12}
     return [
-        Spec("deepsad+OE", "deepsad", {"pretrain_epochs": 10, "epochs": 10}, note=note, exposure=True),
-        Spec("hsc+OE", "hsc", {"epochs": 10}, note=note, exposure=True),
-        Spec("bce+OE", "bce", {"epochs": 10}, note=note, exposure=True),
+        Spec("deepsad+OE", "deepsad", {**lenet, "pretrain_epochs": 12}, note=note + " (+ 12 AE epochs)",
+             exposure=True),
+        Spec("hsc+OE", "hsc", lenet, note=note, exposure=True),
+        Spec("bce+OE", "bce", lenet, note=note, exposure=True),
     ]
 
 
-AUDIO_STEPS = 250
+AUDIO_STEPS = 200
 
 
 def audio_specs() -> list[Spec]:
@@ -149,13 +153,16 @@ def audio_specs() -> list[Spec]:
         Spec("frame_gmm", "frame_gmm"), Spec("pca", "pca"), Spec("gmm", "gmm", {"covariance_type": "diag"},
                                                                  note="diagonal covariances"),
         Spec("kde", "kde"), Spec("iforest", "iforest"), Spec("ocsvm", "ocsvm"), Spec("knn", "knn"), Spec("lof", "lof"),
-        Spec("dcae", "dcae", {"epochs": 10}), Spec("vae", "vae", s, note=note),
+        Spec("dcae", "dcae", {"epochs": 10, "batch_size": 64}, note="10 epochs of batch 64"),
+        Spec("vae", "vae", s, note=note),
         Spec("anogan", "anogan", {**s, "lr": 2e-4, "search_steps": 100}, note=note + "; latent search 100 steps"),
         Spec("egbad", "egbad", {**s, "lr": 2e-4}, note=note), Spec("ganomaly", "ganomaly", s, note=note),
         Spec("alad", "alad", {**s, "lr": 2e-4}, note=note), Spec("dagmm", "dagmm", {**s, "nz": 8}, note=note),
         Spec("dsebm", "dsebm", {**s, "nz": 64}, note=note),
-        Spec("deepsvdd", "deepsvdd", {"pretrain_epochs": 10, "epochs": 10}),
-        Spec("hsc", "hsc", {"epochs": 10}), Spec("geotrans", "geotrans", {"steps": 300}),
+        Spec("deepsvdd", "deepsvdd", {"pretrain_epochs": 10, "epochs": 10, "batch_size": 64},
+             note="AE 10 + 10 epochs of batch 64"),
+        Spec("hsc", "hsc", {"epochs": 10, "batch_size": 64}, note="no labelled anomalies, 10 epochs of batch 64"),
+        Spec("geotrans", "geotrans", {"steps": 300}, note="72 transformations, 300 steps"),
         Spec("wavenet", "wavenet", {"steps": 400}, note="raw waveform; 400 steps of 8 x 4096-sample crops"),
         Spec("gmgan", "gmgan", s, note=note), Spec("cae", "cae", s, note=note),
     ]
@@ -164,9 +171,10 @@ def audio_specs() -> list[Spec]:
 def audio_oe_specs() -> list[Spec]:
     note = "exposure: events/ recordings (office, urban, alarms...) mixed into training background"
     return [
-        Spec("deepsad+OE", "deepsad", {"pretrain_epochs": 10, "epochs": 10}, note=note, exposure=True),
-        Spec("hsc+OE", "hsc", {"epochs": 10}, note=note, exposure=True),
-        Spec("bce+OE", "bce", {"epochs": 10}, note=note, exposure=True),
+        Spec("deepsad+OE", "deepsad", {"pretrain_epochs": 10, "epochs": 10, "batch_size": 64}, note=note,
+             exposure=True),
+        Spec("hsc+OE", "hsc", {"epochs": 10, "batch_size": 64}, note=note, exposure=True),
+        Spec("bce+OE", "bce", {"epochs": 10, "batch_size": 64}, note=note, exposure=True),
     ]
 
 
