@@ -104,16 +104,16 @@ MNIST_N_TRAIN, MNIST_N_TEST, MNIST_N_EXPOSURE = 500, 100, 50
 
 
 def mnist_specs() -> list[Spec]:
-    gan = {"ch": 16, "steps": 100, "batch_size": 64}
-    g_note = "DCGAN nets at width 16, 100 steps of 64 (13 epochs of 500)"
+    gan = {"ch": 16, "steps": 80, "batch_size": 64}
+    g_note = "DCGAN nets at width 16, 80 steps of 64 (10 epochs of 500)"
     lenet = {"batch_size": 64}
-    svdd = {**lenet, "pretrain_epochs": 12, "epochs": 12}
-    s_note = "LeNet-type, lr 1e-4, AE 12 + 12 epochs of batch 64 (paper: 250 + 150 epochs of 200)"
+    svdd = {**lenet, "pretrain_epochs": 10, "epochs": 10}
+    s_note = "LeNet-type, lr 1e-4, AE 10 + 10 epochs of batch 64 (paper: 250 + 150 epochs of 200)"
     return [
         Spec("pca", "pca"), Spec("gmm", "gmm"), Spec("kde", "kde", note="Scott bandwidth (paper: CV grid)"),
         Spec("iforest", "iforest"), Spec("ocsvm", "ocsvm", note="nu 0.1, gamma 'scale' (paper: grid)"),
         Spec("knn", "knn"), Spec("lof", "lof"),
-        Spec("dcae", "dcae", {**lenet, "epochs": 24}, note="LeNet-type AE, 24 epochs of batch 64 (paper 250 of 200)"),
+        Spec("dcae", "dcae", {**lenet, "epochs": 20}, note="LeNet-type AE, 20 epochs of batch 64 (paper 250 of 200)"),
         Spec("vae", "vae", gan, note=g_note),
         Spec("anogan", "anogan", {**gan, "lr": 2e-4, "search_steps": 100}, test_cap=500,
              note=g_note + "; latent search 100 steps on a 500-image stratified test subsample"),
@@ -123,27 +123,27 @@ def mnist_specs() -> list[Spec]:
         Spec("dagmm", "dagmm", {**gan, "nz": 8}, note=g_note),
         Spec("dsebm", "dsebm", {**gan, "nz": 64}, note=g_note),
         Spec("deepsvdd", "deepsvdd", svdd, note=s_note),
-        Spec("deepsvdd-soft", "deepsvdd", {**svdd, "objective": "soft-boundary", "warmup_epochs": 3},
+        Spec("deepsvdd-soft", "deepsvdd", {**svdd, "objective": "soft-boundary", "warmup_epochs": 2},
              note="soft-boundary; " + s_note),
-        Spec("hsc", "hsc", {**lenet, "epochs": 12}, note="no labelled anomalies, 12 epochs of batch 64"),
-        Spec("geotrans", "geotrans", {"steps": 300}, note="72 transformations, DCGAN classifier (paper: WRN), 300 steps"),
+        Spec("hsc", "hsc", {**lenet, "epochs": 10}, note="no labelled anomalies, 10 epochs of batch 64"),
+        Spec("geotrans", "geotrans", {"steps": 200}, note="72 transformations, DCGAN classifier (paper: WRN), 200 steps"),
         Spec("gmgan", "gmgan", gan, note=g_note),
         Spec("cae", "cae", gan, note=g_note),
     ]
 
 
 def mnist_oe_specs() -> list[Spec]:
-    note = f"{MNIST_N_EXPOSURE} labelled images of the other digits (from the training part), 12 epochs of batch 64"
-    lenet = {"batch_size": 64, "epochs": 12}
+    note = f"{MNIST_N_EXPOSURE} labelled images of the other digits (from the training part), 10 epochs of batch 64"
+    lenet = {"batch_size": 64, "epochs": 10}
     return [
-        Spec("deepsad+OE", "deepsad", {**lenet, "pretrain_epochs": 12}, note=note + " (+ 12 AE epochs)",
+        Spec("deepsad+OE", "deepsad", {**lenet, "pretrain_epochs": 10}, note=note + " (+ 10 AE epochs)",
              exposure=True),
         Spec("hsc+OE", "hsc", lenet, note=note, exposure=True),
         Spec("bce+OE", "bce", lenet, note=note, exposure=True),
     ]
 
 
-AUDIO_STEPS = 200
+AUDIO_STEPS = 150
 
 
 def audio_specs() -> list[Spec]:
@@ -163,7 +163,7 @@ def audio_specs() -> list[Spec]:
              note="AE 10 + 10 epochs of batch 64"),
         Spec("hsc", "hsc", {"epochs": 10, "batch_size": 64}, note="no labelled anomalies, 10 epochs of batch 64"),
         Spec("geotrans", "geotrans", {"steps": 300}, note="72 transformations, 300 steps"),
-        Spec("wavenet", "wavenet", {"steps": 400}, note="raw waveform; 400 steps of 8 x 4096-sample crops"),
+        Spec("wavenet", "wavenet", {"steps": 300}, note="raw waveform; 300 steps of 8 x 4096-sample crops"),
         Spec("gmgan", "gmgan", s, note=note), Spec("cae", "cae", s, note=note),
     ]
 
