@@ -283,13 +283,20 @@ def main(argv: list[str] | None = None) -> int:
     save = lambda: path.write_text(json.dumps(results, indent=1))  # noqa: E731
     command = "python -m streamad.benchmarks.zoo " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in [] if a.report_only else (a.datasets or DATASETS):
+        old = results["datasets"].get(name) if only else None  # --detectors: re-run rows, keep the others
         t = Table(name, "", "", save)
-        results["datasets"][name] = t.d
+        if not old:
+            results["datasets"][name] = t.d  # partial results are saved as rows finish
         t0 = time.time()
         run_dataset(name, a, seeds, only, t)
-        results["datasets"][name] = t.finish()
-        results["datasets"][name].update(seeds=seeds, threads=a.threads, quick=a.quick, command=command.strip(),
-                                         finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        new = t.finish()
+        if old:
+            new = {**old, "rows": {**old["rows"], **new["rows"]}, "wall_s": old.get("wall_s", 0) + new["wall_s"],
+                   "command": old.get("command", "?") + "; then " + command.strip()}
+        else:
+            new.update(command=command.strip())
+        results["datasets"][name] = new
+        new.update(seeds=seeds, threads=a.threads, quick=a.quick, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         save()
         print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     write_report(results, doc)
