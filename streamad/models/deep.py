@@ -74,29 +74,31 @@ class Batches:
 
 
 class EMA:
-    """Exponential moving average of every parameter and buffer (used for inference), with
-    TensorFlow's warm-up: the decay after n updates is min(decay, (1 + n) / (10 + n)), so a
-    short run is not dominated by the initial weights."""
+    """Exponential moving average of the parameters, used for inference (as the ALAD / AnoGAN
+    authors' TensorFlow code: ``ExponentialMovingAverage`` over the trainable variables), with
+    TensorFlow's warm-up: the decay after n updates is min(decay, (1 + n) / (10 + n)), so a short
+    run is not dominated by the initial weights. Buffers (batch-norm statistics, spectral-norm
+    power-iteration vectors) are not averaged: averaging unit vectors shrinks them and would
+    inflate spectrally normalised weights."""
 
     def __init__(self, nets: dict[str, nn.Module], decay: float):
         self.nets, self.decay, self.n = nets, decay, 0
-        self.shadow = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in nets.items()}
+        self.shadow = {k: {n: p.detach().clone() for n, p in m.named_parameters()} for k, m in nets.items()}
 
     @torch.no_grad()
     def update(self) -> None:
         self.n += 1
         decay = min(self.decay, (1 + self.n) / (10 + self.n))
         for k, m in self.nets.items():
-            for n, t in m.state_dict().items():
-                s = self.shadow[k][n]
-                if t.is_floating_point():
-                    s.mul_(decay).add_(t, alpha=1 - decay)
-                else:
-                    s.copy_(t)
+            for n, p in m.named_parameters():
+                self.shadow[k][n].mul_(decay).add_(p.detach(), alpha=1 - decay)
 
+    @torch.no_grad()
     def copy_to(self) -> None:
         for k, m in self.nets.items():
-            m.load_state_dict(self.shadow[k])
+            params = dict(m.named_parameters())
+            for n, s in self.shadow[k].items():
+                params[n].copy_(s)
 
 
 class DeepDetector(Detector):
