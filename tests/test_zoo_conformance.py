@@ -9,7 +9,8 @@ from streamad.models.base import TrainingError
 from streamad.models.registry import DETECTORS, create
 
 TINY = {"steps": 4, "epochs": 1, "batch_size": 16, "pretrain_epochs": 1, "search_steps": 3, "max_train": 300,
-        "iters": 5, "k": 2, "layers": 3, "channels": 4, "crop": 256, "n_transforms": 4}
+        "iters": 5, "k": 2, "layers": 3, "channels": 4, "crop": 256, "n_transforms": 4, "ch": 8,
+        "covariance_type": "diag"}
 
 
 def tiny(name: str) -> dict:

@@ -61,7 +61,7 @@ def test_wavenet_on_raw_audio_through_the_pipeline(tmp_path, ambient_files, data
     from streamad.train import load_recordings, train_model
     from streamad.windows.base import frame_windows
 
-    cfg = from_dict({"model": {"detector": "wavenet", "params": {"steps": 40, "layers": 7, "channels": 8,
+    cfg = from_dict({"model": {"detector": "wavenet", "params": {"steps": 30, "layers": 7, "channels": 8,
                                                                  "crop": 1024}},
                      "train": {"train_hop_s": 0.5, "seed": 0}})
     recs = load_recordings(cfg, ambient_files[:3])
