@@ -1,4 +1,4 @@
-"""Command line: streamad {train,score,eval,run,replay,broker,demo}."""
+"""Command line: streamad {train,score,eval,run,replay,broker,demo,detectors}."""
 from __future__ import annotations
 
 import argparse
@@ -48,7 +48,8 @@ def _add_series_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("numeric series (CSV / WFDB)")
     g.add_argument("--time-column", help="CSV column with timestamps (epoch seconds or ISO-8601)")
     g.add_argument("--value-columns", help="comma-separated CSV columns to use as channels (default: all numeric)")
-    g.add_argument("--label-column", help="CSV column with 0/1 anomaly labels (evaluation only)")
+    g.add_argument("--label-column", help="CSV column with 0/1 anomaly labels (series: evaluation only; "
+                   "tabular: overrides tabular.label_column)")
 
 
 # -- commands ---------------------------------------------------------------------
@@ -69,6 +70,7 @@ def cmd_broker(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from streamad.kinds import kind_of
     from streamad.train import load_recordings, train_model
 
     cfg = _load_config(a.config)
@@ -79,8 +81,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.seed is not None:
         cfg.train.seed = a.seed
     t0 = time.monotonic()
-    recs = load_recordings(cfg, a.normal, **_series_opts(a))
-    model = train_model(cfg, recs, a.out, show_progress=not a.quiet, device=a.device)
+    recs, labelled = kind_of(cfg).labelled(load_recordings(cfg, a.normal, **_series_opts(a)))
+    if a.anomalies:
+        labelled += load_recordings(cfg, a.anomalies, **_series_opts(a))
+    model = train_model(cfg, recs, a.out, show_progress=not a.quiet, device=a.device, anomalies=labelled or None)
     info = {"model_dir": str(a.out), "model_version": model.version, "detector": model.name,
             "threshold": model.threshold, "wall_s": round(time.monotonic() - t0, 1), **model.meta["training"]}
     print(json.dumps(info))
@@ -253,6 +257,13 @@ def cmd_alerts(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detectors(a: argparse.Namespace) -> int:
+    from streamad.models.registry import DETECTORS
+
+    sys.stdout.write("".join(f"{name}\n" for name in sorted(DETECTORS)))
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from streamad.demo import run_demo
 
@@ -260,6 +271,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------
+def _detector_names() -> list[str]:
+    from streamad.models.registry import DETECTORS
+
+    return sorted(DETECTORS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamad", description="Streaming anomaly monitor for sound and signals.")
     from streamad import __version__
@@ -272,10 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_broker)
 
     s = sub.add_parser("train", help="train and calibrate a model on normal recordings")
-    s.add_argument("--config", required=True, help="YAML config (configs/audio.yaml, sensor.yaml, heartrate.yaml)")
-    s.add_argument("--normal", nargs="+", required=True, metavar="DIR_OR_FILE", help="normal recordings")
+    s.add_argument("--config", required=True,
+                   help="YAML config (configs/audio.yaml, sensor.yaml, heartrate.yaml, tabular.yaml)")
+    s.add_argument("--normal", nargs="+", required=True, metavar="DIR_OR_FILE",
+                   help="normal recordings / tables (tabular: rows labelled 1 in tabular.label_column are "
+                        "labelled anomalies)")
+    s.add_argument("--anomalies", nargs="+", metavar="DIR_OR_FILE",
+                   help="labelled anomalies: every window / row of these files is anomalous (for deepsad, "
+                        "hsc, bce; unsupervised detectors ignore them)")
     s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
-    s.add_argument("--detector", help="override model.detector (gmgan, ganomaly, cae, frame_gmm)")
+    s.add_argument("--detector", help="override model.detector: " + ", ".join(_detector_names())
+                   + " (`streamad detectors` lists them)")
     s.add_argument("--steps", type=int, help="override model.params.steps (training length)")
     s.add_argument("--seed", type=int, help="override train.seed")
     s.add_argument("--device", help="cpu, cuda, cuda:N (default: config model.device)")
@@ -343,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from-beginning", action="store_true", help="show the records already there, then follow")
     s.add_argument("--max-seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     s.set_defaults(func=cmd_alerts)
+
+    s = sub.add_parser("detectors", help="list the registered detectors, one name per line")
+    s.set_defaults(func=cmd_detectors)
 
     s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")
     s.add_argument("--ambient", default=None, help="normal recordings (default ../shared/data/audio/ambient)")

@@ -67,6 +67,17 @@ class SeriesConfig:
 
 
 @dataclass
+class TabularConfig:
+    label_column: str | None = None  # CSV column / NPZ-MAT key / NPY column index with 0/1 labels
+    ignore_columns: list[str] = field(default_factory=list)  # CSV columns that are not features (ids...)
+    categorical: list[str] = field(default_factory=list)  # one-hot these too (non-numeric columns always are)
+    data_key: str = "X"  # NPZ / MAT: the feature array
+    scaling: str = "standard"  # per-feature scaling learned at training: standard | minmax | none
+    columns: list[str] = field(default_factory=list)  # learned at training, stored with the model (leave empty)
+    categories: dict[str, list[str]] = field(default_factory=dict)  # learned at training: one-hot levels (leave empty)
+
+
+@dataclass
 class ModelConfig:
     detector: str = "gmgan"  # a registered detector (streamad detectors lists them)
     path: str = "models/audio"  # model directory used by `streamad run`
@@ -141,10 +152,11 @@ class LoggingConfig:
 
 @dataclass
 class Config:
-    kind: str = "audio"  # audio | series
+    kind: str = "audio"  # audio | series | tabular
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     series: SeriesConfig = field(default_factory=SeriesConfig)
+    tabular: TabularConfig = field(default_factory=TabularConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
@@ -160,6 +172,7 @@ _CHOICES = {
     "series.representation": ("patch", "spectrogram"),
     "train.calibration": ("auto", "holdout", "crossfit"),
     "logging.format": ("text", "json"),
+    "tabular.scaling": ("standard", "minmax", "none"),
 }
 _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",

@@ -25,7 +25,13 @@ def plot_residual(model: Any, window: np.ndarray, path: str | Path, title: str) 
     from matplotlib.figure import Figure
 
     x = model.patches(window[None])
-    rec = model.detector.reconstruct(x)
+    rec = None
+    if x.dim() == 3:  # a raw-waveform detector: show the front end's patch of the window
+        import torch
+
+        x = model.frontend.transform(torch.from_numpy(np.asarray(window[None], dtype=np.float32)))
+    else:
+        rec = model.detector.reconstruct(x)
     panels = [("input (standardised patch)", x[0, 0].cpu().numpy())]
     if rec is not None:
         r = rec[0, 0].numpy()

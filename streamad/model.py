@@ -21,8 +21,8 @@ import torch
 from streamad import __version__
 from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError, from_dict
-from streamad.models.base import Detector
 from streamad.kinds import kind_of
+from streamad.models.base import Detector
 from streamad.models.registry import create
 from streamad.windows.base import Window, stack_windows
 
@@ -76,7 +76,15 @@ class AnomalyModel:
         return self
 
     def patches(self, raw: np.ndarray) -> torch.Tensor:
+        """Raw windows -> what the detector sees. This is the one place that switches on the
+        detector's input: front-end patches / vectors, or (``input = "waveform"``, e.g. the
+        WaveNet predictor) the raw audio windows as (N, 1, samples)."""
         x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)).to(self.device)
+        if getattr(self.detector, "input", "patches") == "waveform":
+            if getattr(self.frontend, "kind", None) != "audio":
+                raise ConfigError(f"model.detector: {self.detector.name} scores raw audio waveforms; "
+                                  f"it needs kind: audio")
+            return x.reshape(len(x), 1, -1)
         with torch.no_grad():
             return self.frontend.transform(x)
 
@@ -119,7 +127,7 @@ class AnomalyModel:
             "kind": self.cfg.kind,
             "detector": self.detector.name,
             "params": self.detector.params,
-            "config": {k: cfgd[k] for k in ("kind", "audio", "series", "model", "alerts", "train")},
+            "config": {k: cfgd[k] for k in ("kind", "audio", "series", "tabular", "model", "alerts", "train")},
             "frontend": self.frontend.describe(),
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "training": training or self.meta.get("training", {}),

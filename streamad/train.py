@@ -137,9 +137,15 @@ def _fit_window(cfg: Config, kind, recordings: list[Recording], probe):
     return probe
 
 
+def _detector_input(model: AnomalyModel, windows: np.ndarray) -> torch.Tensor:
+    return torch.cat([model.patches(windows[i:i + 512]).cpu() for i in range(0, len(windows), 512)])
+
+
 def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: int, out: Path | None,
-         show_progress: bool, desc: str = "") -> AnomalyModel:
-    """Front end + detector fitted on the windows of ``signals`` (no calibration)."""
+         show_progress: bool, desc: str = "", labelled: np.ndarray | None = None) -> AnomalyModel:
+    """Front end + detector fitted on the windows of ``signals`` (no calibration), plus the
+    labelled-anomaly windows ``labelled`` (y = 1) for detectors that use them; the front-end
+    statistics come from the normal windows only."""
     kind = kind_of(cfg)
     frontend = kind.frontend(cfg)
     win = frontend.window
@@ -154,13 +160,18 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
     except ValueError as e:
         raise DataError(str(e)) from None
     model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
-    X = torch.cat([model.patches(windows[i:i + 512]).cpu() for i in range(0, len(windows), 512)])
+    X, y = _detector_input(model, windows), None
+    if labelled is not None and len(labelled):
+        XA = _detector_input(model, labelled)
+        y = torch.cat([torch.zeros(len(X), dtype=torch.int64), torch.ones(len(XA), dtype=torch.int64)])
+        X = torch.cat([X, XA])
     ckpt = Path(out) / "checkpoint.pt" if out else None
     if ckpt:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
     with bar(0, f"train {model.detector.name}{desc}", "step", show_progress) as pb:
-        model.detector.fit(X, seed=cfg.train.seed, progress=loss_callback(pb), checkpoint=ckpt)
+        model.detector.fit(X, y, seed=cfg.train.seed, progress=loss_callback(pb), checkpoint=ckpt)
     model.meta["train_windows"] = int(len(windows))
+    model.meta["labelled_anomaly_windows"] = int(y.sum()) if y is not None else 0
     return model
 
 
@@ -182,7 +193,11 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]],
 
 
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
-                show_progress: bool = True, device: str | None = None) -> AnomalyModel:
+                show_progress: bool = True, device: str | None = None,
+                anomalies: list[Recording] | None = None) -> AnomalyModel:
+    """``anomalies``: optional recordings whose every window is a labelled anomaly (y = 1)
+    for semi-supervised / supervised detectors (outlier exposure); unsupervised detectors
+    drop them. They never reach the front-end statistics or the calibration."""
     t0 = time.monotonic()
     cfg = copy.deepcopy(cfg)  # training settles channels and (short series) the window in its own copy
     if cfg.train.threads > 0:
@@ -198,24 +213,26 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     mode, k = _plan(cfg, recordings, win, hop, train_hop)
     cal_hop, phases = _calibration_hops(hop, train_hop)
     out_p = Path(out) if out else None
+    labelled = _concat_windows([r.signal for r in anomalies], win, train_hop) if anomalies else None
     if mode == "holdout":
         train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
-        model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress)
+        model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
         scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)])]
     else:
         folds, scored = _folds(recordings, k), []
         for i in range(k):
             rest = [s for j, f in enumerate(folds) if j != i for s in f if len(s)]
-            fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})")
+            fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})", labelled)
             scored.append((fm, [h for h in (frame_windows(s, win, cal_hop) for s in folds[i]) if len(h)]))
         train_sig, hold_sig = [r.signal for r in recordings], [s for f in folds for s in f]
-        model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress)
+        model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
     if sum(len(h) for _, hold in scored for h in hold) < 2:
         raise DataError("fewer than 2 held-back normal windows for calibration; give more normal data")
     fit_s = time.monotonic() - t0
     model.calibration = _calibrate(cfg, scored, phases)
     summary = {
         "recordings": len(recordings), "train_windows": model.meta.pop("train_windows"),
+        "labelled_anomaly_windows": model.meta.pop("labelled_anomaly_windows"),
         "calibration": mode, "folds": k, "holdout_windows": int(sum(len(h) for _, hold in scored for h in hold)),
         "holdout_hop": cal_hop, "train_seconds_of_data": float(sum(len(s) for s in train_sig) / probe.rate),
         "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / probe.rate),

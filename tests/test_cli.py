@@ -14,7 +14,7 @@ def _run(*args):
 
 
 def test_every_subcommand_has_help():
-    for sub in ("train", "score", "eval", "run", "replay", "broker", "demo", "alerts"):
+    for sub in ("train", "score", "eval", "run", "replay", "broker", "demo", "alerts", "detectors"):
         r = _run(sub, "--help")
         assert r.returncode == 0 and "usage: streamad " + sub in r.stdout
 

@@ -9,10 +9,12 @@ from typing import Any
 from streamad.kinds.audio import AudioKind
 from streamad.kinds.base import DataError, Kind, Recording
 from streamad.kinds.series import SeriesKind
+from streamad.kinds.tabular import TabularKind
 
 KINDS: dict[str, Kind] = {
     AudioKind.name: AudioKind(),
     SeriesKind.name: SeriesKind(),
+    TabularKind.name: TabularKind(),
 }
 
 

@@ -45,6 +45,11 @@ class Kind(ABC):
     def prepare(self, cfg: Any, recordings: list[Recording], frontend: Frontend) -> None:
         """Fix what the training data decides before windows are cut (default: nothing)."""
 
+    def labelled(self, recordings: list[Recording]) -> tuple[list[Recording], list[Recording]]:
+        """Training recordings -> (normal parts, labelled-anomaly parts) when the files carry
+        labels (default: none do)."""
+        return recordings, []
+
     @abstractmethod
     def decode(self, record: Any, model: Any) -> Any:
         """A Kafka record -> payload with ``stream_id`` (PayloadError with the reason)."""

@@ -1,21 +1,24 @@
 """Baseline: diagonal Gaussian mixture on the frames (columns) of each patch.
 
-For log-mel patches a frame is one spectrum; the window score is the mean
+For log-mel patches a frame is one spectrum (for feature vectors, the row); the window score is the mean
 negative log-likelihood of its frames. On rare-event mixtures this simple model
 is already hard to beat, which is why it is a comparison row for GMGAN.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from streamad.models.base import Detector, Progress
+from streamad.models.base import Detector, Progress, check_layout
 from streamad.models.gmm import DiagGMM
 
 
 def _frames(X: torch.Tensor) -> torch.Tensor:
+    if X.dim() == 2:  # feature vectors: each row is one frame
+        return X
     n, c, h, w = X.shape
     return X.permute(0, 3, 1, 2).reshape(n * w, c * h)
 
@@ -24,7 +27,9 @@ class FrameGMM(Detector):
     name = "frame_gmm"
     defaults: dict[str, Any] = {"k": 8, "iters": 100, "max_frames": 200000}
 
-    def fit(self, X: torch.Tensor, seed: int = 0, progress: Progress | None = None, **_: Any) -> "FrameGMM":
+    def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
+            checkpoint: Path | None = None) -> "FrameGMM":
+        X, _ = self.training_rows(X, y)
         f = _frames(X.cpu())
         if len(f) > self.params["max_frames"]:
             g = torch.Generator().manual_seed(seed)
@@ -36,7 +41,8 @@ class FrameGMM(Detector):
 
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
-        n, w = X.shape[0], X.shape[3]
+        check_layout(X, self.name, self.input)
+        n, w = X.shape[0], (X.shape[3] if X.dim() == 4 else 1)
         nll = self.gmm.nll(_frames(X.cpu())).reshape(n, w)
         return {"nll": nll.mean(1).numpy()}
 

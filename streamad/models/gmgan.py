@@ -15,6 +15,9 @@ a short transient is not averaged away over the patch).
 
 Ablations share this file: ``GANomaly`` (no mixture term) and ``ConvAE`` (no
 discriminator, no mixture, no second encoder).
+
+Input: patches (N, C, 32, 32) use the DCGAN conv stacks; feature vectors (N, D) use MLPs
+of the same roles (hidden widths 4*ch, 2*ch), built by :mod:`streamad.models.blocks`.
 """
 from __future__ import annotations
 
@@ -29,8 +32,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from streamad.models.base import Detector, Progress, TrainingError, batched
+from streamad.models.blocks import (
+    decoder,
+    discriminator,
+    encoder,
+    frame_max,
+    per_sample,
+)
 from streamad.models.gmm import cov_penalty, energy, mixture_params
-from streamad.models.nets import Decoder, Discriminator, Encoder, Estimator, init_weights
+from streamad.models.nets import Estimator, init_weights
 
 
 class GMGAN(Detector):
@@ -44,18 +54,18 @@ class GMGAN(Detector):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        self.in_ch: int | None = None
+        self.in_shape: tuple[int, ...] | None = None
         self.nets: dict[str, nn.Module] = {}
 
     # -- construction -----------------------------------------------------------
-    def _build(self, in_ch: int) -> None:
+    def _build(self, shape: tuple[int, ...]) -> None:
         p = self.params
-        self.in_ch = in_ch
-        self.nets = {"ge": Encoder(in_ch, p["nz"], p["ch"]), "gd": Decoder(in_ch, p["nz"], p["ch"])}
+        self.in_shape = tuple(int(s) for s in shape)
+        self.nets = {"ge": encoder(shape, p["nz"], p["ch"]), "gd": decoder(shape, p["nz"], p["ch"])}
         if p["use_enc2"]:
-            self.nets["e"] = Encoder(in_ch, p["nz"], p["ch"])
+            self.nets["e"] = encoder(shape, p["nz"], p["ch"])
         if p["use_adv"]:
-            self.nets["d"] = Discriminator(in_ch, p["ch"])
+            self.nets["d"] = discriminator(shape, p["ch"])
         if p["use_gmm"]:
             self.nets["est"] = Estimator(p["nz"], p["k"])
         for n in self.nets.values():
@@ -85,11 +95,12 @@ class GMGAN(Detector):
     def _g_params(self):
         return [q for k in ("ge", "gd", "e", "est") if k in self.nets for q in self.nets[k].parameters()]
 
-    def fit(self, X: torch.Tensor, seed: int = 0, progress: Progress | None = None,
+    def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "GMGAN":
         p = self.params
+        X, _ = self.training_rows(X, y)
         torch.manual_seed(seed)
-        self._build(X.shape[1])
+        self._build(tuple(X.shape[1:]))
         X = X.to(self.device)
         opt_g = torch.optim.Adam(self._g_params(), lr=p["lr"], betas=(0.5, 0.999))
         opt_d = (torch.optim.Adam(self.nets["d"].parameters(), lr=p["lr"], betas=(0.5, 0.999))
@@ -209,8 +220,8 @@ class GMGAN(Detector):
             z, _ = self.nets["ge"](xb)
             xr = self.nets["gd"](z)
             res = (xb - xr).abs()
-            out["irec"].append(res.mean(dim=(1, 2, 3)))
-            out["irec_max"].append(res.mean(dim=(1, 2)).max(dim=1).values)  # worst time frame
+            out["irec"].append(per_sample(res))
+            out["irec_max"].append(frame_max(res))  # worst time frame (vectors: worst feature)
             if "e" in self.nets:
                 zr, _ = self.nets["e"](xr)
                 out["zrec"].append((z - zr).square().mean(1))
@@ -226,7 +237,8 @@ class GMGAN(Detector):
 
     # -- persistence --------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
-        s: dict[str, torch.Tensor] = {"in_ch": torch.tensor(self.in_ch)}
+        s: dict[str, torch.Tensor] = {"in_ch": torch.tensor(self.in_shape[0]),
+                                      "in_shape": torch.tensor(self.in_shape)}
         for k, n in self.nets.items():
             if k == "d":
                 continue  # the discriminator is not needed for scoring
@@ -239,7 +251,8 @@ class GMGAN(Detector):
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         p = self.params
         self.params = {**p, "use_adv": False}  # no discriminator at scoring time
-        self._build(int(state["in_ch"]))
+        shape = tuple(state["in_shape"].tolist()) if "in_shape" in state else (int(state["in_ch"]), 32, 32)
+        self._build(shape)
         self.params = p
         for k, n in self.nets.items():
             sub = {name[len(k) + 1:]: t for name, t in state.items() if name.startswith(k + ".")}
@@ -253,6 +266,7 @@ class GANomaly(GMGAN):
     """GMGAN without the mixture (estimation) term: Akcay et al. 2018."""
 
     name = "ganomaly"
+    components = ("irec", "zrec", "irec_max")
     defaults = {**GMGAN.defaults, "use_gmm": False}
 
 
@@ -260,4 +274,5 @@ class ConvAE(GMGAN):
     """Convolutional autoencoder: GMGAN's G_E -> G_D only, L1 reconstruction."""
 
     name = "cae"
+    components = ("irec", "irec_max")
     defaults = {**GMGAN.defaults, "use_gmm": False, "use_adv": False, "use_enc2": False}
