@@ -65,12 +65,35 @@ def check_client_options(client: dict[str, Any]) -> None:
     """``kafka.client`` keys must be kafka-python options streamad does not set itself (ConfigError)."""
     from streamad.config import ConfigError
 
-    known = set(KafkaConsumer.DEFAULT_CONFIG) | set(KafkaProducer.DEFAULT_CONFIG) | set(KafkaAdminClient.DEFAULT_CONFIG)
-    for k in client:
+    defaults = {**KafkaAdminClient.DEFAULT_CONFIG, **KafkaProducer.DEFAULT_CONFIG, **KafkaConsumer.DEFAULT_CONFIG}
+    for k, v in client.items():
         if k in _RESERVED:
             raise ConfigError(f"kafka.client.{k}: set by streamad ({_RESERVED[k]}); remove it here")
-        if k not in known:
+        if k not in defaults:
             raise ConfigError(f"kafka.client.{k}: not a kafka-python client option")
+        _check_option_value(k, v, defaults[k], ConfigError)
+
+
+_COUNTS = ("_ms", "_bytes", "_size", "_records", "_count", "retries", "_connections", "_in_flight_requests_per_connection")
+
+
+def _check_option_value(key: str, value: Any, default: Any, error: type[Exception]) -> None:
+    """A value of the option's own type; times, sizes and counts are not negative."""
+    if key == "acks":
+        if value not in (0, 1, -1, "all"):
+            raise error(f"kafka.client.acks: must be 0, 1, -1 or 'all', got {value!r}")
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise error(f"kafka.client.{key}: expected true or false, got {value!r}")
+    elif isinstance(default, (int, float)) or key.endswith(_COUNTS):
+        if value is None and default is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise error(f"kafka.client.{key}: expected a number, got {value!r}")
+        if key.endswith(_COUNTS) and value < 0:
+            raise error(f"kafka.client.{key}: must be >= 0, got {value!r}")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise error(f"kafka.client.{key}: expected a string, got {value!r}")
 
 
 def client_options(client: dict[str, Any], cls: type) -> dict[str, Any]:
