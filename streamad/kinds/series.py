@@ -54,8 +54,18 @@ class SeriesKind(Kind):
         return ReadingStreamBuffer(stream_id, model.cfg.series.channels, fe.rate, fe.window, fe.hop,
                                    s.late_tolerance_s, s.max_gap)
 
-    def push(self, buffer: ReadingStreamBuffer, payload, tp, offset):
+    def push(self, buffer: ReadingStreamBuffer, payload, tp, offset, ref: Any = None):
         return buffer.push(payload, tp, offset)
+
+    def newest(self, buffer: ReadingStreamBuffer) -> float | None:
+        return None if buffer.newest is None else buffer.newest / buffer.rate
+
+    def tallies(self, buffer: ReadingStreamBuffer) -> dict[str, int]:
+        s = buffer.stats
+        return {"duplicates": s.duplicates, "dropped": s.too_late + s.no_channels, "steps_back": 0}
+
+    def held(self, buffer: ReadingStreamBuffer) -> int:
+        return buffer.held_slots
 
     def window_shape(self, model: Any) -> tuple[int, ...]:
         return (model.frontend.window, len(model.cfg.series.channels))
