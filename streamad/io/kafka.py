@@ -23,6 +23,18 @@ from streamad.config import KafkaConfig
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
+class BrokerTimeout(RuntimeError):
+    """No broker answered for the allowed time (exit code 3)."""
+
+RECONNECT_BACKOFF_MAX_MS = 5000  # reconnect attempts back off exponentially up to this (kafka-python: 30 s)
+
+
+def _patience_ms(cfg: KafkaConfig) -> int:
+    """How long a produced record may wait for the broker before the client gives up on it: past the
+    daemon's own ``broker_timeout_s`` (which then exits 3), so an outage never fails a delivery first."""
+    return int(((cfg.broker_timeout_s or 86400.0) + 60.0) * 1000)
+
+
 def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **extra: Any) -> KafkaConsumer:
     opts: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
@@ -33,6 +45,7 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
         fetch_max_wait_ms=50,  # low alert latency: do not let the broker sit on a fetch
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         client_id="streamad",
     )
     if cfg.session_timeout_ms is not None:
@@ -47,7 +60,10 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
 def producer(cfg: KafkaConfig, bootstrap: str, **extra: Any) -> KafkaProducer:
     opts: dict[str, Any] = dict(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1024 * 1024,
-        max_request_size=MAX_MESSAGE, retries=5, client_id="streamad",
+        max_request_size=MAX_MESSAGE, client_id="streamad",
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        max_block_ms=5000,  # send() waits this long for metadata, then the ledger retries at the next commit
+        delivery_timeout_ms=_patience_ms(cfg),
     )
     opts.update(client_options(cfg.client, KafkaProducer))
     opts.update(extra)
