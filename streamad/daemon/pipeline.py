@@ -6,11 +6,27 @@ live alert rule and the offsets a faithful replay needs (:meth:`Pipeline.needed_
 those whose samples a future window still uses, those of the last n-1 windows (the k-of-n
 context) and, while an event is open, those of its opening window and its context — so a
 daemon restarted from the last commit re-creates the same windows, decisions and alert ids.
+
+Stream lifetime (README "Time rules, limits and exit codes"). Each partition has a *stream
+clock*: the newest capture time any of its streams has accepted. A stream's silence is how far
+that clock has moved since the stream's last record (stream time: a re-read after a restart
+sees the same silences), or, when its partition is silent too, wall time.
+
+* **hold bound**: a stream silent for more than ``worker.max_hold_s`` no longer holds its
+  partition's commit back (its partial window survives in memory, but not a crash), and an open
+  event stops holding its opening window once it is ``max_hold_s`` old.
+* **idle**: a stream silent for ``worker.idle_stream_s`` is forgotten (evicted).
+* **limit**: at most ``worker.max_streams`` streams; a new stream beyond it evicts the least
+  recently seen one (logged, counted).
+* **size**: a record larger than ``worker.max_record_bytes`` is dead-lettered before decoding.
+* **scores**: a non-finite window score is counted and logged and does not enter the rule.
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,11 +35,15 @@ import numpy as np
 
 from streamad.alerts import AlertRule, LiveRule, alert_record
 from streamad.config import Config, ConfigError
+from streamad.io.codecs import PayloadError
 from streamad.kinds import kind_of
 from streamad.model import AnomalyModel
 from streamad.windows.base import Window
 
+log = logging.getLogger("streamad.daemon")
+
 StreamKey = tuple[tuple[str, int], str]  # ((topic, partition), stream id)
+TALLIES = ("duplicates", "dropped", "nonfinite", "evicted", "steps_back")
 
 
 def _min_offsets(*sources: dict) -> dict[tuple[str, int], int]:
@@ -39,12 +59,27 @@ def _min_offsets(*sources: dict) -> dict[tuple[str, int], int]:
 class StreamState:
     buffer: Any
     rule: LiveRule
-    last_seen: float = field(default_factory=time.monotonic)
+    last_seen: float = field(default_factory=time.monotonic)  # wall (monotonic) time of its last record
+    clock_seen: float = -math.inf  # its partition's stream clock at its last record
     context: deque = field(default_factory=deque)  # sources of the last n-1 windows
     hold: dict = field(default_factory=dict)  # offsets an open event needs for a faithful replay
 
     def needed(self) -> dict[tuple[str, int], int]:
         return _min_offsets(self.buffer.oldest_needed(), self.hold, *self.context)
+
+
+class _Every:
+    """At most one log line per ``period_s`` for a recurring condition, with the count since the last."""
+
+    def __init__(self, period_s: float = 10.0):
+        self.period_s, self.last, self.count = period_s, -math.inf, 0
+
+    def __call__(self, n: int = 1) -> int:
+        self.count += n
+        if time.monotonic() - self.last < self.period_s:
+            return 0
+        self.last, n, self.count = time.monotonic(), self.count, 0
+        return n
 
 
 class Pipeline:
@@ -57,38 +92,95 @@ class Pipeline:
         self.label = Path(name).stem or name  # the `pipeline` label of its metrics (config file stem)
         self.kind = kind_of(cfg)
         self.rule = AlertRule.for_model(model, cfg.alerts.cooldown_s)
-        self.streams: dict[StreamKey, StreamState] = {}
+        self.streams: dict[StreamKey, StreamState] = {}  # least recently seen first
+        self.clocks: dict[tuple[str, int], float] = {}  # stream clock per partition
+        self.tally: Counter = Counter()  # since the last drain_tally(): TALLIES
+        self._log_cap, self._log_nonfinite = _Every(), _Every()
 
     # -- records -> windows ----------------------------------------------------------
-    def accept(self, record: Any, tp: tuple[str, int]) -> tuple[list[tuple[StreamKey, Window]], list[str]]:
-        """Decode one record into its stream's buffer: (complete windows, rejection reasons).
+    def accept(self, record: Any, tp: tuple[str, int]) -> tuple[list[tuple[StreamKey, Window]], list]:
+        """Decode one record into its stream's buffer: (complete windows, rejections). A rejection is
+        a reason (about this record) or a (record, reason) pair about an earlier record of its stream.
 
-        Raises PayloadError for a record that cannot be decoded."""
+        Raises PayloadError for a record that cannot be used."""
+        size = len(record.value) if record.value is not None else 0
+        if size > self.cfg.worker.max_record_bytes:
+            raise PayloadError(f"record of {size} bytes exceeds worker.max_record_bytes "
+                               f"({self.cfg.worker.max_record_bytes})")
         payload = self.kind.decode(record, self.model)
         key = (tp, payload.stream_id)
-        st = self.streams.get(key)
+        st = self.streams.pop(key, None)
         if st is None:
-            st = self.streams[key] = StreamState(self.kind.new_buffer(self.cfg, self.model, payload.stream_id),
-                                                 self.rule.live())
-        st.last_seen = time.monotonic()
-        windows, rejects = self.kind.push(st.buffer, payload, tp, record.offset)
-        return [(key, w) for w in windows], rejects
+            self._make_room()
+            st = StreamState(self.kind.new_buffer(self.cfg, self.model, payload.stream_id), self.rule.live())
+        self.streams[key] = st  # most recently seen last
+        before = self.kind.tallies(st.buffer)
+        windows, rejects = self.kind.push(st.buffer, payload, tp, record.offset, record)
+        self._count(st, payload.stream_id, before)
+        newest = self.kind.newest(st.buffer)
+        if newest is not None and newest > self.clocks.get(tp, -math.inf):
+            self.clocks[tp] = newest
+        st.clock_seen, st.last_seen = self.clocks.get(tp, -math.inf), time.monotonic()
+        return [(key, w) for w in windows], list(rejects) + self.kind.rejected(st.buffer)
+
+    def _count(self, st: StreamState, sid: str, before: dict[str, int]) -> None:
+        after = self.kind.tallies(st.buffer)
+        for k, v in after.items():
+            if v != before.get(k, 0):
+                self.tally[k] += v - before.get(k, 0)
+        if after["steps_back"] > before["steps_back"]:
+            log.warning("stream %r: its clock stepped back to %.3f; a new segment starts there", sid[:64],
+                        self.kind.newest(st.buffer) or 0.0)
+
+    def _make_room(self) -> None:
+        over = len(self.streams) - self.cfg.worker.max_streams + 1
+        if over <= 0:
+            return
+        for key in list(self.streams)[:over]:
+            self._forget(key)
+        n = self._log_cap(over)
+        if n:
+            log.warning("stream limit worker.max_streams=%d reached: evicted %d least recently seen stream(s)",
+                        self.cfg.worker.max_streams, n)
+
+    def _forget(self, key: StreamKey, count: bool = True) -> None:
+        st = self.streams.pop(key)
+        self.tally["evicted"] += int(count)
+        self.tally["dropped"] += self.kind.held(st.buffer)
+
+    def swap_model(self, model: AnomalyModel) -> None:
+        """A new model takes over at a window boundary (``reload.py``): buffers stay, rules start afresh."""
+        self.model = model
+        self.rule = AlertRule.for_model(model, self.cfg.alerts.cooldown_s)
+        for st in self.streams.values():
+            st.rule, st.hold = self.rule.live(), {}
+            st.context.clear()
 
     # -- windows -> scores -> alerts -------------------------------------------------
     def score(self, windows: list[Window]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return self.model.score_windows(windows, self.cfg.worker.max_batch)
+        scores, comps = self.model.score_windows(windows, self.cfg.worker.max_batch)
+        bad = np.flatnonzero(~np.isfinite(np.asarray(scores, dtype=np.float64)))
+        if len(bad):
+            self.tally["nonfinite"] += len(bad)
+            n = self._log_nonfinite(len(bad))
+            if n:
+                log.error("%d window(s) scored NaN/inf (not alerted on), e.g. %s", n, windows[int(bad[0])].key[:80])
+        return scores, comps
 
     def decide(self, items: list[tuple[StreamKey, Window]], scores: np.ndarray,
                comps: dict[str, np.ndarray]) -> list[dict]:
         """Apply the alert rule per stream, in window order; the alerts of opened events."""
         alerts = []
+        max_hold = self.cfg.worker.max_hold_s
         for i, (key, w) in enumerate(items):
             st = self.streams.get(key)
-            if st is None:  # the stream was dropped (rebalance) while its windows were scored
+            if st is None:  # the stream was dropped (rebalance, eviction) while its windows were scored
                 continue
             step = st.rule.update(w.start, w.end, float(scores[i]))
             if step.closed is not None or st.rule.event is None:
                 st.hold = {}
+            elif st.hold and w.end - st.rule.event.start > max_hold:
+                st.hold = {}  # a long event stops holding its opening window (bounded re-reads)
             if step.opened is not None:
                 st.hold = _min_offsets(w.sources, *st.context)
                 alerts.append(alert_record(w, scores[i], self.rule.threshold, self.model.name, self.model.version,
@@ -100,15 +192,34 @@ class Pipeline:
         return alerts
 
     # -- offsets and stream lifetime -------------------------------------------------
+    def silence(self, key: StreamKey, st: StreamState) -> float:
+        """Stream time since the stream's last record (how far its partition's clock has moved)."""
+        return self.clocks.get(key[0], -math.inf) - st.clock_seen
+
     def needed_offsets(self) -> dict[tuple[str, int], int]:
-        return _min_offsets(*(st.needed() for st in self.streams.values()))
+        max_hold = self.cfg.worker.max_hold_s
+        return _min_offsets(*(st.needed() for k, st in self.streams.items() if self.silence(k, st) <= max_hold))
 
     def drop(self, pred: Callable[[StreamKey, StreamState], bool]) -> int:
         gone = [k for k, st in self.streams.items() if pred(k, st)]
         for k in gone:
             del self.streams[k]
+        live = {k[0] for k in self.streams}
+        for tp in [tp for tp in self.clocks if tp not in live]:
+            del self.clocks[tp]
         return len(gone)
 
     def evict_idle(self, idle_s: float, now: float | None = None) -> int:
+        """Forget streams silent for ``idle_s`` (stream time, or wall time); returns how many."""
         now = time.monotonic() if now is None else now
-        return self.drop(lambda _k, st: now - st.last_seen > idle_s)
+        gone = [k for k, st in self.streams.items()
+                if self.silence(k, st) > idle_s or now - st.last_seen > idle_s]
+        for k in gone:
+            self._forget(k, count=False)  # the daemon counts and logs idle evictions itself
+        return len(gone)
+
+    def drain_tally(self) -> dict[str, int]:
+        """Counts since the last call (duplicates, dropped samples, non-finite scores, limit evictions)."""
+        out = {k: int(self.tally.get(k, 0)) for k in TALLIES}
+        self.tally.clear()
+        return out
