@@ -12,7 +12,10 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
 
+EXIT_ALERT_UNDELIVERED = 1
 EXIT_USAGE = 2
+EXIT_NO_BROKER = 3  # no broker reachable for kafka.broker_timeout_s (run) / --broker-timeout (replay)
+EXIT_BROKER_DIED = 4  # the embedded broker died and kafka.embedded_restarts is used up
 
 
 class CliError(Exception):
@@ -125,6 +128,12 @@ def _run_configs(paths: list[str]):
     return cfgs
 
 
+def _bootstrap_arg(value: str | None) -> str | None:
+    from streamad.config import check_bootstrap
+
+    return None if value is None else check_bootstrap(value, "--bootstrap")
+
+
 def _pipelines(a: argparse.Namespace, paths: list[str], cfgs: list):
     from streamad.daemon import Pipeline
     from streamad.model import AnomalyModel
@@ -161,9 +170,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     from streamad.broker import EmbeddedBroker
     from streamad.daemon import DeliveryError, setup_logging
+    from streamad.daemon.supervisor import DaemonExit
     from streamad.io.kafka import ensure_topics
 
     cfgs = _run_configs(a.config)
+    a.bootstrap = _bootstrap_arg(a.bootstrap)
     setup_logging(a.log_level, a.log_format or cfgs[0].logging.format)
     pipes = _pipelines(a, a.config, cfgs)
     first = pipes[0].cfg
@@ -187,6 +198,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         except Exception as e:  # external clusters may forbid topic creation: the topics must exist then
             print(f"streamad: could not create topics ({e}); assuming they exist", file=sys.stderr)
         server, daemon = _start_metrics(a, first, pipes, bootstrap, k)
+        if broker:  # supervised: restarted when it dies (its memory storage is gone: topics again)
+            daemon.embedded = broker
+            daemon.on_embedded_restart = lambda: ensure_topics(broker.bootstrap, topics, k.partitions, k.client)
+        if a.model:
+            daemon.reloader.model_override = {p.label: a.model for p in pipes}
         if a.print_alerts:
             daemon.on_alert = lambda al: print(json.dumps(al), flush=True)
         try:
@@ -197,7 +213,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             return daemon.run(max_seconds=a.max_seconds)
         except DeliveryError as e:  # nothing past the failed alert was committed: a restart resumes there
             print(f"streamad: error: {e}; stopping without committing", file=sys.stderr)
-            return 1
+            return EXIT_ALERT_UNDELIVERED
+        except DaemonExit as e:  # no broker for too long, or the embedded broker died
+            print(f"streamad: error: {e}", file=sys.stderr)
+            return e.code
         finally:
             if daemon.score_log:
                 daemon.score_log.close()
@@ -209,35 +228,62 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
+    from streamad.io.kafka import BrokerTimeout
+
+    a.bootstrap = _bootstrap_arg(a.bootstrap)
+    try:
+        return _replay(a)
+    except BrokerTimeout as e:
+        print(f"streamad: error: {e} (--broker-timeout {a.broker_timeout:g})", file=sys.stderr)
+        return EXIT_NO_BROKER
+
+
+def _replay_producer(a: argparse.Namespace):
+    """A producer, waiting (with backoff) up to --broker-timeout for the broker."""
     from streamad.config import KafkaConfig
+    from streamad.daemon.supervisor import DaemonExit, connect
+    from streamad.io.kafka import BrokerTimeout, producer
+
+    kcfg = KafkaConfig(broker_timeout_s=a.broker_timeout)
+    try:
+        return connect(lambda: producer(kcfg, a.bootstrap), "producer", a.broker_timeout, lambda: False)
+    except DaemonExit as e:
+        raise BrokerTimeout(str(e)) from None
+
+
+def _replay(a: argparse.Namespace) -> int:
     from streamad.io.files import list_audio, load_audio
-    from streamad.io.kafka import producer
-    from streamad.io.replay import replay_series, replay_signal
+    from streamad.io.replay import Sender, replay_series, replay_signal
+
+    def wait(msg: str) -> None:
+        print(f"streamad: {msg}", file=sys.stderr, flush=True)
 
     if all(Path(f).suffix.lower() in (".csv", ".hea") for f in a.files):  # numeric series
         from streamad.io.seriesfiles import load_series_files
 
-        prod = producer(KafkaConfig(), a.bootstrap)
+        datas = load_series_files(a.files, **_series_opts(a))
+        prod = _replay_producer(a)
         try:
-            for d in load_series_files(a.files, **_series_opts(a)):
+            for d in datas:
                 shift = (a.start_ts - d.times[0]) if a.start_ts is not None else 0.0
                 print(f"replay {d.name} ({len(d.times)} readings, {len(d.channels)} channels) -> {a.topic} "
                       f"[{a.stream_id}]", file=sys.stderr)
-                replay_series(prod, a.topic, a.stream_id, d, speed=a.speed, batch=a.batch, shift_s=shift)
+                replay_series(prod, a.topic, a.stream_id, d, speed=a.speed, batch=a.batch, shift_s=shift,
+                              sender=Sender(prod, a.broker_timeout, every=500, on_wait=wait))
         finally:
             prod.close(timeout=10)
         return 0
     files = list_audio(a.files)
     if not files:
         raise CliError("replay: no audio files given")
-    prod = producer(KafkaConfig(), a.bootstrap)
+    prod = _replay_producer(a)
     ts = a.start_ts
     try:
         for f in files:
             sig = load_audio(f, a.sample_rate)
             print(f"replay {f} ({len(sig) / a.sample_rate:.1f} s) -> {a.topic} [{a.stream_id}]", file=sys.stderr)
             ts = replay_signal(prod, a.topic, a.stream_id, sig, a.sample_rate, start_ts=ts, speed=a.speed,
-                               chunk_s=a.chunk_s, dtype=a.dtype)
+                               chunk_s=a.chunk_s, dtype=a.dtype, sender=Sender(prod, a.broker_timeout, on_wait=wait))
     finally:
         prod.close(timeout=10)
     return 0
@@ -324,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start-ts", type=float, help="capture time of the first sample (default: now for audio, "
                    "the file's own timestamps for series)")
     s.add_argument("--batch", type=int, default=1, help="series: readings per record (>1: compact batch form)")
+    s.add_argument("--broker-timeout", type=float, default=300.0, metavar="S",
+                   help="wait up to S seconds for an unreachable broker (retrying with backoff), then exit 3")
     _add_series_args(s)
     s.set_defaults(func=cmd_replay)
 
