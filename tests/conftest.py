@@ -51,7 +51,11 @@ def ambient_files(data_dir) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def audio_model(tmp_path_factory, ambient_files) -> Path:
-    """A small GMGAN trained on 12 real ambient recordings (2 minutes), used by CLI and daemon tests."""
+    """A small GMGAN trained on 12 real ambient recordings (2 minutes), used by CLI and daemon tests.
+
+    ``STREAMAD_TEST_AUDIO_MODEL=DIR`` uses a model trained the same way before (iterating on tests)."""
+    if os.environ.get("STREAMAD_TEST_AUDIO_MODEL"):
+        return Path(os.environ["STREAMAD_TEST_AUDIO_MODEL"])
     from streamad.config import from_dict
     from streamad.train import load_recordings, train_model
 
