@@ -15,7 +15,11 @@ sees the same silences), or, when its partition is silent too, wall time.
 * **hold bound**: a stream silent for more than ``worker.max_hold_s`` no longer holds its
   partition's commit back (its partial window survives in memory, but not a crash), and an open
   event stops holding its opening window once it is ``max_hold_s`` old.
-* **idle**: a stream silent for ``worker.idle_stream_s`` is forgotten (evicted).
+* **idle**: a stream silent for ``worker.idle_stream_s`` of stream time (and at least
+  ``max_hold_s`` of wall time), or of wall time, is forgotten (evicted).
+* **the clock resists forged timestamps**: a stream moves its partition's clock only once it has
+  accepted two records (a lone record of a new key stamped years ahead does not), and the wall-time
+  guard above keeps a forged clock from evicting streams that are still sending.
 * **limit**: at most ``worker.max_streams`` streams; a new stream beyond it evicts the least
   recently seen one (logged, counted).
 * **size**: a record larger than ``worker.max_record_bytes`` is dead-lettered before decoding.
@@ -44,6 +48,7 @@ log = logging.getLogger("streamad.daemon")
 
 StreamKey = tuple[tuple[str, int], str]  # ((topic, partition), stream id)
 TALLIES = ("duplicates", "dropped", "nonfinite", "evicted", "steps_back")
+_CLOCK_AFTER = 2  # records a stream must have accepted before it moves its partition's clock
 
 
 def _min_offsets(*sources: dict) -> dict[tuple[str, int], int]:
@@ -61,6 +66,7 @@ class StreamState:
     rule: LiveRule
     last_seen: float = field(default_factory=time.monotonic)  # wall (monotonic) time of its last record
     clock_seen: float = -math.inf  # its partition's stream clock at its last record
+    accepted: int = 0  # records whose samples / readings its buffer placed
     context: deque = field(default_factory=deque)  # sources of the last n-1 windows
     hold: dict = field(default_factory=dict)  # offsets an open event needs for a faithful replay
 
@@ -118,16 +124,16 @@ class Pipeline:
         windows, rejects = self.kind.push(st.buffer, payload, tp, record.offset, record)
         self._count(st, payload.stream_id, before)
         newest = self.kind.newest(st.buffer)
-        if newest is not None and newest > self.clocks.get(tp, -math.inf):
+        if newest is not None and st.accepted >= _CLOCK_AFTER and newest > self.clocks.get(tp, -math.inf):
             self.clocks[tp] = newest
         st.clock_seen, st.last_seen = self.clocks.get(tp, -math.inf), time.monotonic()
         return [(key, w) for w in windows], list(rejects) + self.kind.rejected(st.buffer)
 
     def _count(self, st: StreamState, sid: str, before: dict[str, int]) -> None:
         after = self.kind.tallies(st.buffer)
-        for k, v in after.items():
-            if v != before.get(k, 0):
-                self.tally[k] += v - before.get(k, 0)
+        st.accepted += int(after["accepted"] > before["accepted"])  # records that placed anything
+        for k in ("duplicates", "dropped", "steps_back"):
+            self.tally[k] += after[k] - before[k]
         if after["steps_back"] > before["steps_back"]:
             log.warning("stream %r: its clock stepped back to %.3f; a new segment starts there", sid[:64],
                         self.kind.newest(st.buffer) or 0.0)
@@ -210,10 +216,11 @@ class Pipeline:
         return len(gone)
 
     def evict_idle(self, idle_s: float, now: float | None = None) -> int:
-        """Forget streams silent for ``idle_s`` (stream time, or wall time); returns how many."""
+        """Forget streams silent for ``idle_s`` (stream time with a wall-time guard, or wall time)."""
         now = time.monotonic() if now is None else now
-        gone = [k for k, st in self.streams.items()
-                if self.silence(k, st) > idle_s or now - st.last_seen > idle_s]
+        wall_min = min(idle_s, self.cfg.worker.max_hold_s)
+        gone = [k for k, st in self.streams.items() if now - st.last_seen > idle_s
+                or (self.silence(k, st) > idle_s and now - st.last_seen > wall_min)]
         for k in gone:
             self._forget(k, count=False)  # the daemon counts and logs idle evictions itself
         return len(gone)

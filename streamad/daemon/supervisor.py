@@ -80,7 +80,7 @@ def connect(make: Callable[[], Any], what: str, timeout_s: float | None, stoppin
     while True:
         try:
             client = make()
-        except (kerr.KafkaTimeoutError, kerr.NoBrokersAvailable, kerr.KafkaConnectionError) as e:
+        except (kerr.KafkaTimeoutError, kerr.KafkaConnectionError) as e:
             waited = time.monotonic() - t0
             if timeout_s is not None and waited >= timeout_s:
                 raise DaemonExit(EXIT_NO_BROKER, f"no broker reachable for {waited:.0f} s "

@@ -48,7 +48,8 @@ class AudioKind(Kind):
 
     def tallies(self, buffer: AudioStreamBuffer) -> dict[str, int]:
         s = buffer.stats
-        return {"duplicates": s.duplicate_samples, "dropped": s.dropped_samples, "steps_back": s.steps_back}
+        return {"duplicates": s.duplicate_samples, "dropped": s.dropped_samples, "steps_back": s.steps_back,
+                "accepted": s.accepted}
 
     def held(self, buffer: AudioStreamBuffer) -> int:
         return buffer.held_samples

@@ -68,7 +68,8 @@ class Kind(ABC):
 
     @abstractmethod
     def tallies(self, buffer: Any) -> dict[str, int]:
-        """Running totals of the buffer: ``duplicates`` and ``dropped`` samples/readings, ``steps_back``."""
+        """Running totals of the buffer: ``duplicates`` and ``dropped`` samples/readings, ``steps_back``,
+        ``accepted`` (chunks / readings placed)."""
 
     def held(self, buffer: Any) -> int:
         """Samples / readings held that no window has used yet (dropped if the stream is forgotten)."""

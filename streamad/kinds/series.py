@@ -62,7 +62,8 @@ class SeriesKind(Kind):
 
     def tallies(self, buffer: ReadingStreamBuffer) -> dict[str, int]:
         s = buffer.stats
-        return {"duplicates": s.duplicates, "dropped": s.too_late + s.no_channels, "steps_back": 0}
+        return {"duplicates": s.duplicates, "dropped": s.too_late + s.no_channels, "steps_back": 0,
+                "accepted": s.readings}
 
     def held(self, buffer: ReadingStreamBuffer) -> int:
         return buffer.held_slots

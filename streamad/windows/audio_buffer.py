@@ -42,6 +42,7 @@ class BufferStats:
     dropped_samples: int = 0  # partial windows dropped at gaps and steps, rejected outlier chunks
     steps_back: int = 0  # segments started by a chunk earlier than the stream's newest sample
     outliers: int = 0  # chunks rejected: neither continued the stream nor were continued
+    accepted: int = 0  # chunks whose samples were appended (not pending, not rejected, not only duplicates)
 
 
 @dataclass
@@ -141,6 +142,7 @@ class AudioStreamBuffer:
         pos = end  # within tolerance: treat as contiguous (absorbs clock jitter)
         self.buf = np.concatenate([self.buf, samples.astype(np.float32, copy=False)])
         self.records.append((pos, pos + len(samples), tp, offset))
+        self.stats.accepted += 1
         return self._cut()
 
     def _cut(self) -> list[Window]:
