@@ -83,7 +83,7 @@ class AudioHostile:
             return key, value, [(n, v) for n, v in headers if n != "timestamp"] + \
                 [("timestamp", b"garbage"), ("timestamp", h["timestamp"])], kind
         elif kind == "oversize":
-            key, value, headers = self._chunk(f"h-{self.n}", ts, n=40000)
+            key, value, headers = self._chunk(f"h-{self.n}", ts, n=2_100_000)  # > 4 MiB
             h = dict(headers)
         order = [n for n, _ in headers] + [n for n in h if n not in dict(headers)]
         return key, value, [(n, h[n]) for n in order if n in h], kind

@@ -2,11 +2,10 @@
 repeats nothing (real broker, real recordings).
 
 On cf3559e a stream that stopped mid-window held its partition's commit for ``idle_stream_s``
-of wall time, so a restart re-read everything since: every dead letter was sent again (they
-carried no id) and every alert too. Now a stream silent for ``worker.max_hold_s`` of stream
-time (its partition's newest capture time moved on that far) releases its hold, a stream silent
-for ``idle_stream_s`` of stream time is evicted and committed past, and dead letters carry a
-de-duplication key (``dlq_id``).
+(300 s) of wall time, so a restart re-read everything since: every dead letter was sent again
+(they carried no id) and every alert too. Now a stream silent for ``worker.max_hold_s`` of stream
+time (its partition's newest capture time moved on that far) releases its hold, and dead letters
+carry a de-duplication key (``dlq_id``). Idle eviction in stream time: ``tests/test_stream_lifetime.py``.
 """
 from __future__ import annotations
 
@@ -33,8 +32,7 @@ def test_a_stopped_stream_does_not_hold_the_commit_and_a_restart_repeats_nothing
                                                                                   audio_model, heldout_ambient):
     topic = f"audio-{unique}"
     group = f"g-{unique}"
-    cfg = K.write_config(tmp_path / "cfg.yaml", topic, group, audio_model,
-                         worker={"max_hold_s": 10.0, "idle_stream_s": 20.0})
+    cfg = K.write_config(tmp_path / "cfg.yaml", topic, group, audio_model)  # max_hold_s 30, idle_stream_s 300
     ensure_topics(broker.bootstrap, [topic, f"{topic}-alerts", f"{topic}-dlq"], 1)
     stopper = load_audio(heldout_ambient[0], SR)[: int(1.7 * SR)]  # 2 windows, then it stops mid-window
     amb = np.concatenate([load_audio(f, SR) for f in heldout_ambient[1:5]])  # 40 s of another stream
@@ -56,10 +54,10 @@ def test_a_stopped_stream_does_not_hold_the_commit_and_a_restart_repeats_nothing
     proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
     try:
         K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= busy_keys, proc=proc, log=log, timeout=180)
-        # the stopped stream no longer holds the commit: only the busy stream's last partial window does
+        # the stopped stream no longer holds the commit (the busy one ran on 38 s > max_hold_s past it):
+        # only the busy stream's last partial window does
         K.wait_for(lambda: (K.committed(broker.bootstrap, group, topic)[0] or 0) >= n - 12, proc=proc, log=log,
                    timeout=60)
-        R.wait_line(log, "evicted 1 idle stream", proc=proc, timeout=60)  # 20 s of stream time (10 s of wall)
         first = (len(K.scored(slog)), R.dead_letters(broker.bootstrap, f"{topic}-dlq"),
                  K.read_topic(broker.bootstrap, f"{topic}-alerts"))
         proc.send_signal(signal.SIGKILL)

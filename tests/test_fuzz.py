@@ -34,7 +34,7 @@ from tests.hostile import AudioHostile, SeriesHostile
 
 SR = 16000
 TS0 = 1_800_000_000.0
-MAX_BYTES = 65536
+MAX_BYTES = 4 * 1024 * 1024  # worker.max_record_bytes (default)
 pytestmark = pytest.mark.broker
 
 
@@ -61,7 +61,7 @@ def _oracle(kind, model, key, value, headers, good, how):
 
 def _configs(tmp_path, topics, group, audio_model, sensor_dir):
     kafka = {"group_id": group, "session_timeout_ms": 2000, "heartbeat_interval_ms": 600, "partitions": 1}
-    worker = {"max_record_bytes": MAX_BYTES}
+    worker = {}
     out = []
     for name, kind, model in (("audio", "audio", audio_model), ("sensor", "series", sensor_dir)):
         t = topics[name]
