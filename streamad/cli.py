@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
 
@@ -171,7 +170,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from streamad.broker import EmbeddedBroker
     from streamad.daemon import DeliveryError, setup_logging
     from streamad.daemon.supervisor import DaemonExit
-    from streamad.io.kafka import ensure_topics
+    from streamad.io.kafka import BrokerTimeout, ensure_topics
 
     cfgs = _run_configs(a.config)
     a.bootstrap = _bootstrap_arg(a.bootstrap)
@@ -217,6 +216,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         except DaemonExit as e:  # no broker for too long, or the embedded broker died
             print(f"streamad: error: {e}", file=sys.stderr)
             return e.code
+        except BrokerTimeout as e:  # no broker while starting
+            print(f"streamad: error: {e} (kafka.broker_timeout_s = {k.broker_timeout_s:g})", file=sys.stderr)
+            return EXIT_NO_BROKER
         finally:
             if daemon.score_log:
                 daemon.score_log.close()
@@ -229,63 +231,19 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def cmd_replay(a: argparse.Namespace) -> int:
     from streamad.io.kafka import BrokerTimeout
+    from streamad.io.replay import replay_files
 
-    a.bootstrap = _bootstrap_arg(a.bootstrap)
+    def say(msg: str) -> None:
+        print(msg if msg.startswith("replay ") else f"streamad: {msg}", file=sys.stderr, flush=True)
+
     try:
-        return _replay(a)
+        replay_files(_bootstrap_arg(a.bootstrap), a.topic, a.stream_id, a.files, a.speed, a.broker_timeout, say,
+                     audio={"sample_rate": a.sample_rate, "chunk_s": a.chunk_s, "dtype": a.dtype,
+                            "start_ts": a.start_ts},
+                     series={"batch": a.batch, "start_ts": a.start_ts, **_series_opts(a)})
     except BrokerTimeout as e:
         print(f"streamad: error: {e} (--broker-timeout {a.broker_timeout:g})", file=sys.stderr)
         return EXIT_NO_BROKER
-
-
-def _replay_producer(a: argparse.Namespace):
-    """A producer, waiting (with backoff) up to --broker-timeout for the broker."""
-    from streamad.config import KafkaConfig
-    from streamad.daemon.supervisor import DaemonExit, connect
-    from streamad.io.kafka import BrokerTimeout, producer
-
-    kcfg = KafkaConfig(broker_timeout_s=a.broker_timeout)
-    try:
-        return connect(lambda: producer(kcfg, a.bootstrap), "producer", a.broker_timeout, lambda: False)
-    except DaemonExit as e:
-        raise BrokerTimeout(str(e)) from None
-
-
-def _replay(a: argparse.Namespace) -> int:
-    from streamad.io.files import list_audio, load_audio
-    from streamad.io.replay import Sender, replay_series, replay_signal
-
-    def wait(msg: str) -> None:
-        print(f"streamad: {msg}", file=sys.stderr, flush=True)
-
-    if all(Path(f).suffix.lower() in (".csv", ".hea") for f in a.files):  # numeric series
-        from streamad.io.seriesfiles import load_series_files
-
-        datas = load_series_files(a.files, **_series_opts(a))
-        prod = _replay_producer(a)
-        try:
-            for d in datas:
-                shift = (a.start_ts - d.times[0]) if a.start_ts is not None else 0.0
-                print(f"replay {d.name} ({len(d.times)} readings, {len(d.channels)} channels) -> {a.topic} "
-                      f"[{a.stream_id}]", file=sys.stderr)
-                replay_series(prod, a.topic, a.stream_id, d, speed=a.speed, batch=a.batch, shift_s=shift,
-                              sender=Sender(prod, a.broker_timeout, every=500, on_wait=wait))
-        finally:
-            prod.close(timeout=10)
-        return 0
-    files = list_audio(a.files)
-    if not files:
-        raise CliError("replay: no audio files given")
-    prod = _replay_producer(a)
-    ts = a.start_ts
-    try:
-        for f in files:
-            sig = load_audio(f, a.sample_rate)
-            print(f"replay {f} ({len(sig) / a.sample_rate:.1f} s) -> {a.topic} [{a.stream_id}]", file=sys.stderr)
-            ts = replay_signal(prod, a.topic, a.stream_id, sig, a.sample_rate, start_ts=ts, speed=a.speed,
-                               chunk_s=a.chunk_s, dtype=a.dtype, sender=Sender(prod, a.broker_timeout, on_wait=wait))
-    finally:
-        prod.close(timeout=10)
     return 0
 
 

@@ -31,7 +31,7 @@ from streamad.daemon.health import HealthState, kafka_connected
 from streamad.daemon.ledger import BrokerUnavailable, DeliveryError, OffsetLedger
 from streamad.daemon.pipeline import Pipeline
 from streamad.daemon.reload import Reloader
-from streamad.daemon.supervisor import DaemonExit, Supervisor, connect
+from streamad.daemon.supervisor import DaemonExit, Supervisor
 from streamad.daemon.telemetry import Telemetry, partition_lags
 from streamad.io import kafka as kio
 from streamad.io.codecs import PayloadError, encode_alert
@@ -91,8 +91,8 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.reloader.request)
         wait, stopping = self.kcfg.broker_timeout_s, lambda: self.stopping
-        self.producer = connect(lambda: kio.producer(self.kcfg, self.bootstrap), "producer", wait, stopping)
-        self.consumer = connect(lambda: kio.consumer(self.kcfg, self.bootstrap), "consumer", wait, stopping)
+        self.producer = kio.connect(lambda: kio.producer(self.kcfg, self.bootstrap), "producer", wait, stopping)
+        self.consumer = kio.connect(lambda: kio.consumer(self.kcfg, self.bootstrap), "consumer", wait, stopping)
         if self.producer is None or self.consumer is None:  # stopped while waiting for a broker
             return 0
         self.ledger = OffsetLedger(self.consumer, self.producer)
@@ -137,8 +137,10 @@ class Daemon:
             t = p.drain_tally()
             self.tel.tallies(p.label, t)
             c = self.counters
-            c.duplicates, c.dropped_samples = c.duplicates + t["duplicates"], c.dropped_samples + t["dropped"]
-            c.nonfinite_scores, c.evicted_streams = c.nonfinite_scores + t["nonfinite"], c.evicted_streams + t["evicted"]
+            c.duplicates += t["duplicates"]
+            c.dropped_samples += t["dropped"]
+            c.nonfinite_scores += t["nonfinite"]
+            c.evicted_streams += t["evicted"]
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self.counters)

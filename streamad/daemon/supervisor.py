@@ -74,30 +74,6 @@ class BrokerProbe:
             self._stop.wait(self.every_s)
 
 
-def connect(make: Callable[[], Any], what: str, timeout_s: float | None, stopping: Callable[[], bool]) -> Any:
-    """``make()`` a Kafka client, retrying with backoff while no broker answers (exit 3 after ``timeout_s``)."""
-    t0, delay, logged = time.monotonic(), 1.0, False
-    while True:
-        try:
-            client = make()
-        except (kerr.KafkaTimeoutError, kerr.KafkaConnectionError) as e:
-            waited = time.monotonic() - t0
-            if timeout_s is not None and waited >= timeout_s:
-                raise DaemonExit(EXIT_NO_BROKER, f"no broker reachable for {waited:.0f} s "
-                                                 f"(kafka.broker_timeout_s = {timeout_s:g}): {type(e).__name__}") from None
-            if not logged:
-                log.warning("broker unreachable while creating the %s (%s); retrying", what, type(e).__name__)
-                logged = True
-            if stopping():
-                return None
-            time.sleep(delay)
-            delay = min(5.0, delay * 2)
-            continue
-        if logged:
-            log.info("broker reachable: %s created after %.1f s", what, time.monotonic() - t0)
-        return client
-
-
 class Supervisor:
     def __init__(self, daemon: Any, embedded: Any = None, on_embedded_restart: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):

@@ -8,13 +8,16 @@
 """
 from __future__ import annotations
 
+import logging
+import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import kafka  # noqa: F401  (kafka-python 3.0.12 warns at import)
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import errors as kerr
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -25,6 +28,33 @@ MAX_MESSAGE = 16 * 1024 * 1024
 
 class BrokerTimeout(RuntimeError):
     """No broker answered for the allowed time (exit code 3)."""
+
+
+def connect(make: Callable[[], Any], what: str, timeout_s: float | None,
+            stopping: Callable[[], bool] = lambda: False, say: Callable[[str], None] | None = None) -> Any:
+    """``make()`` a client, retrying with backoff (1 s doubling to 5 s) while no broker answers;
+    BrokerTimeout after ``timeout_s`` (None: forever); None when ``stopping()`` turns true. One line
+    through ``say`` (default: the log) when the wait starts and one when it ends."""
+    say = say or logging.getLogger("streamad.kafka").warning
+    t0, delay, waiting = time.monotonic(), 1.0, False
+    while True:
+        try:
+            client = make()
+        except (kerr.KafkaTimeoutError, kerr.KafkaConnectionError) as e:
+            waited = time.monotonic() - t0
+            if timeout_s is not None and waited >= timeout_s:
+                raise BrokerTimeout(f"no broker reachable for {waited:.0f} s ({type(e).__name__})") from None
+            if not waiting:
+                say(f"broker unreachable while creating the {what} ({type(e).__name__}); retrying")
+                waiting = True
+            if stopping():
+                return None
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)
+            continue
+        if waiting:
+            say(f"broker reachable: {what} created after {time.monotonic() - t0:.1f} s")
+        return client
 
 RECONNECT_BACKOFF_MAX_MS = 5000  # reconnect attempts back off exponentially up to this (kafka-python: 30 s)
 
@@ -90,7 +120,8 @@ def check_client_options(client: dict[str, Any]) -> None:
         _check_option_value(k, v, defaults[k], ConfigError)
 
 
-_COUNTS = ("_ms", "_bytes", "_size", "_records", "_count", "retries", "_connections", "_in_flight_requests_per_connection")
+_COUNTS = ("_ms", "_bytes", "_size", "_records", "_count", "retries", "_connections",
+           "_in_flight_requests_per_connection")
 
 
 def _check_option_value(key: str, value: Any, default: Any, error: type[Exception]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from kafka import errors as kerr
 
 from streamad.io.codecs import encode_audio
-from streamad.io.kafka import BrokerTimeout
+from streamad.io.kafka import BrokerTimeout, connect, producer
 
 
 class Sender:
@@ -137,3 +137,51 @@ def replay_series(producer, topic: str, stream_id: str, data, speed: float = 1.0
             on_record(i, time.time())
     out.settle()
     return sent
+
+
+def replay_files(bootstrap: str, topic: str, stream_id: str, files: list[str], speed: float = 1.0,
+                 broker_timeout_s: float | None = 300.0, say: Callable[[str], None] = print,
+                 audio: dict[str, Any] | None = None, series: dict[str, Any] | None = None) -> None:
+    """``streamad replay``: audio files (``audio``: sample_rate, chunk_s, dtype, start_ts) or CSV / WFDB
+    series (``series``: batch, start_ts, the loader's column options) published as a live stream,
+    waiting up to ``broker_timeout_s`` for an absent broker (BrokerTimeout)."""
+    from pathlib import Path
+
+    from streamad.config import KafkaConfig
+    from streamad.io.files import InputError, list_audio, load_audio
+
+    def make():
+        return connect(lambda: producer(KafkaConfig(broker_timeout_s=broker_timeout_s), bootstrap), "producer",
+                       broker_timeout_s, say=say)
+
+    if all(Path(f).suffix.lower() in (".csv", ".hea") for f in files):  # numeric series
+        from streamad.io.seriesfiles import load_series_files
+
+        s = dict(series or {})
+        batch, start_ts = s.pop("batch", 1), s.pop("start_ts", None)
+        datas = load_series_files(files, **s)
+        prod = make()
+        try:
+            for d in datas:
+                shift = (start_ts - d.times[0]) if start_ts is not None else 0.0
+                say(f"replay {d.name} ({len(d.times)} readings, {len(d.channels)} channels) -> {topic} [{stream_id}]")
+                replay_series(prod, topic, stream_id, d, speed=speed, batch=batch, shift_s=shift,
+                              sender=Sender(prod, broker_timeout_s, every=500, on_wait=say))
+        finally:
+            prod.close(timeout=10)
+        return
+    a = {"sample_rate": 16000, "chunk_s": 0.1, "dtype": "int16", "start_ts": None, **(audio or {})}
+    paths = list_audio(files)
+    if not paths:
+        raise InputError("replay: no audio files given")
+    prod = make()
+    ts = a["start_ts"]
+    try:
+        for f in paths:
+            sig = load_audio(f, a["sample_rate"])
+            say(f"replay {f} ({len(sig) / a['sample_rate']:.1f} s) -> {topic} [{stream_id}]")
+            ts = replay_signal(prod, topic, stream_id, sig, a["sample_rate"], start_ts=ts, speed=speed,
+                               chunk_s=a["chunk_s"], dtype=a["dtype"],
+                               sender=Sender(prod, broker_timeout_s, on_wait=say))
+    finally:
+        prod.close(timeout=10)
