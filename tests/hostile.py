@@ -143,7 +143,8 @@ class SeriesHostile:
             key, obj = self.good.encode(), {"ts": ts, "values": {"unknown": 1.0}}
         elif kind == "bad-batch":
             n = int(r.integers(1, 5))
-            obj = {"t0": ts, "rate_hz": _pick(r, [1.0, 0, -1, "x", 1e9]), "channels": _pick(r, [self.ch, [], ["a", "a"]]),
+            obj = {"t0": ts, "rate_hz": _pick(r, [1.0, 0, -1, "x", 1e9]),
+                   "channels": _pick(r, [self.ch, [], ["a", "a"]]),
                    "values": [[1.0] * int(r.integers(0, len(self.ch) + 2)) for _ in range(n)]}
         elif kind == "too-late":  # the good stream's key, far behind its newest reading
             key, obj = self.good.encode(), self._reading(good_newest - float(r.uniform(1000, 1e6)))

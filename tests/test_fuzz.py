@@ -10,9 +10,6 @@ dead-lettered; both good streams keep exactly their offline scores.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +52,7 @@ def _oracle(kind, model, key, value, headers, good, how):
     except PayloadError as e:
         return "dlq", str(e), True
     if payload.stream_id == good:  # the time rules: a lone chunk off the stream / readings far too late
-        return "dlq", (f"timestamp " if how == "audio" else f"{good}: 1 reading(s) too late"), False
+        return "dlq", ("timestamp " if how == "audio" else f"{good}: 1 reading(s) too late"), False
     return "accepted", "", True
 
 
