@@ -109,7 +109,7 @@ class SeriesHostile:
     """Hostile reading records around a good stream ``good`` (channels ``channels``)."""
 
     KINDS = ("new-key", "not-utf8", "empty", "bad-json", "junk-json", "bad-ts", "bad-value", "no-channels",
-             "bad-batch", "too-late", "bad-key", "deep-json")
+             "bad-batch", "forged-good", "bad-key", "deep-json")
     WEIGHTS = (10, 4, 2, 6, 10, 8, 6, 4, 8, 5, 3, 1)
 
     def __init__(self, seed: int, ts0: float, channels: list[str], good: str = "pump"):
@@ -146,8 +146,9 @@ class SeriesHostile:
             obj = {"t0": ts, "rate_hz": _pick(r, [1.0, 0, -1, "x", 1e9]),
                    "channels": _pick(r, [self.ch, [], ["a", "a"]]),
                    "values": [[1.0] * int(r.integers(0, len(self.ch) + 2)) for _ in range(n)]}
-        elif kind == "too-late":  # the good stream's key, far behind its newest reading
-            key, obj = self.good.encode(), self._reading(good_newest - float(r.uniform(1000, 1e6)))
+        elif kind == "forged-good":  # the good stream's key, far ahead of or behind its newest reading
+            off = float(r.uniform(100, 1e7)) if r.random() < 0.5 else -float(r.uniform(100, 1e7))
+            key, obj = self.good.encode(), self._reading(good_newest + off)
         elif kind == "bad-key":
             key = _pick(r, [None, b"", b"\xff\xfe"])
         elif kind == "deep-json":

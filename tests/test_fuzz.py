@@ -1,8 +1,8 @@
 """Generated hostile input for both decoders through one daemon on the real broker (issue 9).
 
 Over 10 000 hostile records (seeded numpy RNG: broken payloads, missing / garbage / null headers,
-bad keys, non-finite and absurd samples, forged timestamps on the good stream, broken JSON and
-readings, readings far too late, oversize records) are interleaved with a good audio stream (real
+bad keys, non-finite and absurd samples, forged timestamps on both good streams, broken JSON and
+readings, oversize records) are interleaved with a good audio stream (real
 recordings) and a good sensor stream (real SKAB readings). Every hostile record is either
 dead-lettered with exactly the reason the decoders give it offline (or the documented time rule's
 reason) or accepted by a documented rule (a valid record of a new stream); nothing else is
@@ -51,8 +51,8 @@ def _oracle(kind, model, key, value, headers, good, how):
         payload = kind.decode(Rec(key, value, hdrs), model)
     except PayloadError as e:
         return "dlq", str(e), True
-    if payload.stream_id == good:  # the time rules: a lone chunk off the stream / readings far too late
-        return "dlq", ("timestamp " if how == "audio" else f"{good}: 1 reading(s) too late"), False
+    if payload.stream_id == good:  # the time rule: a lone record off its stream, followed by one that continues
+        return "dlq", "timestamp ", False
     return "accepted", "", True
 
 
@@ -92,12 +92,16 @@ def _build(audio_model, sensor, heldout):
             expect.append(("audio", len(audio) - 1, how, _oracle(kind_of("audio"), amodel, k, v, h, "mic", "audio")))
         audio.append(encode_audio("mic", sig[i:i + SR // 10], SR, TS0 + i / SR))
     for i in range(len(vals)):
-        series.append(encode_readings("pump", [TS0 + i], vals[i:i + 1], list(skab.channels), batch=False))
-        for _ in range(14 if i >= 5 else 0):
-            k, v, h, how = sh.make(good_newest=TS0 + i)
+        forged = False
+        for _ in range(14 if i >= 5 else 0):  # before each good reading: a forged one is always followed
+            k, v, h, how = sh.make(good_newest=TS0 + i - 1)
+            while how == "forged-good" and forged:  # one lone record between two good ones
+                k, v, h, how = sh.make(good_newest=TS0 + i - 1)
+            forged |= how == "forged-good"
             series.append((k, v, h))
             expect.append(("sensor", len(series) - 1, how,
                            _oracle(kind_of("series"), smodel, k, v, h, "pump", "series")))
+        series.append(encode_readings("pump", [TS0 + i], vals[i:i + 1], list(skab.channels), batch=False))
     wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
     a_sc, _ = amodel.score(frame_windows(wire, SR, SR // 2))
     s_sc, _ = smodel.score(frame_windows(vals, 60, 1))

@@ -105,3 +105,41 @@ def test_non_finite_scores_are_counted_and_stay_out_of_the_rule(model, monkeypat
     assert pipe.decide(items, scores, comps) == []
     st = next(iter(pipe.streams.values()))
     assert st.rule.seen == 0 and not st.rule.recent
+
+
+def _readings(t, v, sid="pump"):
+    from streamad.timelabels import Readings
+
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    return Readings(sid, t, np.full((len(t), 1), v, np.float32), ["a"], [repr(float(x)) for x in t])
+
+
+def _gate():
+    from streamad.windows.series_buffer import ReadingStreamBuffer
+    from streamad.windows.series_gate import GatedReadingBuffer
+
+    return GatedReadingBuffer(lambda: ReadingStreamBuffer("pump", ["a"], 1.0, 8, 4, 2.0, 1), 3.0, 10.0)
+
+
+def test_a_lone_reading_far_ahead_is_rejected_and_the_stream_goes_on():
+    g, out = _gate(), []
+    for i in range(10):
+        out += g.push(_readings(100 + i, i), ("t", 0), i, ref=i)[0]
+    out += g.push(_readings(1e9, 99.0), ("t", 0), 10, ref="forged")[0]  # a reading 30 years ahead
+    assert g.oldest_needed()[("t", 0)] <= 10
+    for i in range(10, 20):
+        w, why = g.push(_readings(100 + i, i), ("t", 0), 11 + i, ref=i)
+        out, _ = out + w, why
+    assert [r for r, _ in g.rejected] == ["forged"] and "ahead of" in g.rejected[0][1]
+    assert [w.start for w in out] == [100.0, 104.0, 108.0, 112.0] and g.tallies()["dropped"] == 1
+
+
+def test_a_reading_clock_stepped_back_starts_the_stream_again():
+    g, out = _gate(), []
+    for i in range(10):
+        out += g.push(_readings(3600 + i, i), ("t", 0), i)[0]
+    assert g.push(_readings(0.0, 0.0), ("t", 0), 10) == ([], [])  # an hour back: waits
+    for i in range(1, 12):
+        out += g.push(_readings(float(i), i), ("t", 0), 10 + i)[0]
+    assert g.rejected == [] and g.tallies()["steps_back"] == 1
+    assert [w.start for w in out][-2:] == [0.0, 4.0]

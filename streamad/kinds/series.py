@@ -10,6 +10,7 @@ from streamad.io.seriesfiles import fill_missing, load_series_files
 from streamad.kinds.base import DataError, Kind, Recording
 from streamad.windows.series import SeriesFrontend
 from streamad.windows.series_buffer import ReadingStreamBuffer
+from streamad.windows.series_gate import GatedReadingBuffer
 
 
 def _label(s: str) -> Any:
@@ -49,24 +50,31 @@ class SeriesKind(Kind):
     def decode(self, record: Any, model: Any):
         return decode_readings(record.key, record.value, record.headers, model.cfg.series.channels)
 
-    def new_buffer(self, cfg: Any, model: Any, stream_id: str) -> ReadingStreamBuffer:
+    def new_buffer(self, cfg: Any, model: Any, stream_id: str) -> GatedReadingBuffer:
         s, fe = cfg.series, model.frontend
-        return ReadingStreamBuffer(stream_id, model.cfg.series.channels, fe.rate, fe.window, fe.hop,
-                                   s.late_tolerance_s, s.max_gap)
 
-    def push(self, buffer: ReadingStreamBuffer, payload, tp, offset, ref: Any = None):
-        return buffer.push(payload, tp, offset)
+        def make() -> ReadingStreamBuffer:
+            return ReadingStreamBuffer(stream_id, model.cfg.series.channels, fe.rate, fe.window, fe.hop,
+                                       s.late_tolerance_s, s.max_gap)
 
-    def newest(self, buffer: ReadingStreamBuffer) -> float | None:
-        return None if buffer.newest is None else buffer.newest / buffer.rate
+        ahead = max(s.late_tolerance_s, (s.max_gap + 1) / fe.rate)  # a jump beyond a gap that interpolates
+        return GatedReadingBuffer(make, ahead, s.late_tolerance_s + fe.window / fe.rate)
 
-    def tallies(self, buffer: ReadingStreamBuffer) -> dict[str, int]:
-        s = buffer.stats
-        return {"duplicates": s.duplicates, "dropped": s.too_late + s.no_channels, "steps_back": 0,
-                "accepted": s.readings}
+    def push(self, buffer: GatedReadingBuffer, payload, tp, offset, ref: Any = None):
+        return buffer.push(payload, tp, offset, ref)
 
-    def held(self, buffer: ReadingStreamBuffer) -> int:
-        return buffer.held_slots
+    def rejected(self, buffer: GatedReadingBuffer) -> list[tuple[Any, str]]:
+        out, buffer.rejected = buffer.rejected, []
+        return out
+
+    def newest(self, buffer: GatedReadingBuffer) -> float | None:
+        return buffer.newest_time
+
+    def tallies(self, buffer: GatedReadingBuffer) -> dict[str, int]:
+        return buffer.tallies()
+
+    def held(self, buffer: GatedReadingBuffer) -> int:
+        return buffer.held
 
     def window_shape(self, model: Any) -> tuple[int, ...]:
         return (model.frontend.window, len(model.cfg.series.channels))
