@@ -167,6 +167,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     stop_early = {"sig": None}  # a SIGTERM while importing or loading models still means a clean exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload during start-up: the models being loaded are current
     from streamad.broker import EmbeddedBroker
     from streamad.daemon import DeliveryError, setup_logging
     from streamad.daemon.supervisor import DaemonExit

@@ -94,6 +94,8 @@ class Daemon:
         self.producer = kio.connect(lambda: kio.producer(self.kcfg, self.bootstrap), "producer", wait, stopping)
         self.consumer = kio.connect(lambda: kio.consumer(self.kcfg, self.bootstrap), "consumer", wait, stopping)
         if self.producer is None or self.consumer is None:  # stopped while waiting for a broker
+            if self.producer is not None:
+                self.producer.close(timeout=5)
             return 0
         self.ledger = OffsetLedger(self.consumer, self.producer)
         self.supervisor = Supervisor(self, self.embedded, self.on_embedded_restart)

@@ -59,6 +59,11 @@ def connect(make: Callable[[], Any], what: str, timeout_s: float | None,
 RECONNECT_BACKOFF_MAX_MS = 5000  # reconnect attempts back off exponentially up to this (kafka-python: 30 s)
 
 
+def _bootstrap_ms(cfg: KafkaConfig) -> int:
+    """One attempt to reach the bootstrap servers lasts at most this (the caller retries, ``connect``)."""
+    return int(min(30.0, cfg.broker_timeout_s or 30.0) * 1000)
+
+
 def _patience_ms(cfg: KafkaConfig) -> int:
     """How long a produced record may wait for the broker before the client gives up on it: past the
     daemon's own ``broker_timeout_s`` (which then exits 3), so an outage never fails a delivery first."""
@@ -76,6 +81,7 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
         fetch_max_bytes=64 * 1024 * 1024,
         fetch_max_wait_ms=50,  # low alert latency: do not let the broker sit on a fetch
         reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        bootstrap_timeout_ms=_bootstrap_ms(cfg),
         client_id="streamad",
     )
     if cfg.session_timeout_ms is not None:
@@ -92,6 +98,7 @@ def producer(cfg: KafkaConfig, bootstrap: str, **extra: Any) -> KafkaProducer:
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1024 * 1024,
         max_request_size=MAX_MESSAGE, client_id="streamad",
         reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        bootstrap_timeout_ms=_bootstrap_ms(cfg),
         max_block_ms=5000,  # send() waits this long for metadata, then the ledger retries at the next commit
         delivery_timeout_ms=_patience_ms(cfg),
     )
