@@ -3,7 +3,8 @@
 
 Starts the embedded broker and ``streamad run`` (a subprocess), publishes ``--keys`` distinct
 streams of ``--chunks`` 0.1 s chunks each (9: every stream holds a partial window of 0.9 s, the
-most a stream can hold without completing a window), waits until the daemon has read them all
+most a stream can hold without completing a window; ``--order key`` sends one stream after the
+other, ``round`` interleaves them all), waits until the daemon has read them all
 and prints one JSON line: the daemon's resident memory (VmRSS, VmHWM) before and after, the
 streams it holds and evicted. Not a test: a measurement.
 """
@@ -49,7 +50,7 @@ def _wait(pred, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def run(model: str, keys: int, chunks: int, max_streams: int, work: Path) -> dict:
+def run(model: str, keys: int, chunks: int, max_streams: int, work: Path, order: str = "round") -> dict:
     from kafka import KafkaProducer
 
     with EmbeddedBroker() as b:
@@ -69,10 +70,11 @@ def run(model: str, keys: int, chunks: int, max_streams: int, work: Path) -> dic
             before = _rss(proc.pid)
             prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks=1, linger_ms=20, batch_size=1 << 20)
             x = (0.05 * np.random.default_rng(0).standard_normal(1600)).astype(np.float32)
-            for c in range(chunks):
-                for k in range(keys):
-                    key, value, headers = encode_audio(f"mic-{k}", x, 16000, 1_800_000_000.0 + c * 0.1)
-                    prod.send("mem", key=key, value=value, headers=headers, partition=0)
+            pairs = [(k, c) for c in range(chunks) for k in range(keys)] if order == "round" else \
+                [(k, c) for k in range(keys) for c in range(chunks)]
+            for k, c in pairs:
+                key, value, headers = encode_audio(f"mic-{k}", x, 16000, 1_800_000_000.0 + c * 0.1)
+                prod.send("mem", key=key, value=value, headers=headers, partition=0)
             prod.flush()
             prod.close()
             t0 = time.time()
@@ -86,7 +88,8 @@ def run(model: str, keys: int, chunks: int, max_streams: int, work: Path) -> dic
                 proc.kill()
         text = log.read_text()
         stats = json.loads(re.findall(r"stopped cleanly; (\{.*\})", text)[-1])
-        return {"keys": keys, "chunks_per_key": chunks, "max_streams": max_streams, "records": stats["records"],
+        return {"keys": keys, "chunks_per_key": chunks, "order": order, "max_streams": max_streams,
+                "records": stats["records"],
                 "rss_before_mb": before["VmRSS"], "rss_after_mb": after["VmRSS"], "peak_rss_mb": after["VmHWM"],
                 "streams_held": stats["streams"], "evicted": stats["evicted_streams"], "drain_s": round(drain, 1)}
 
@@ -97,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", type=int, default=10000)
     p.add_argument("--chunks", type=int, default=9)
     p.add_argument("--max-streams", type=int, default=2000)
+    p.add_argument("--order", choices=("round", "key"), default="round",
+                   help="round: chunk c of every key, then c+1 (all keys live at once); key: one key after another")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
-        print(json.dumps(run(a.model, a.keys, a.chunks, a.max_streams, Path(d))))
+        print(json.dumps(run(a.model, a.keys, a.chunks, a.max_streams, Path(d), a.order)))
     return 0
 
 
