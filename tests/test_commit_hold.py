@@ -76,3 +76,5 @@ def test_a_stopped_stream_does_not_hold_the_commit_and_a_restart_repeats_nothing
     ids = [d["headers"]["dlq_id"] for d in dlq]
     assert len(set(ids)) == 3 and all(len(i) == 20 for i in ids)
     assert {json.loads(a.value)["stream_id"] for a in alerts} == {"busy"}
+    print(f"\ncommit hold: records sent {n}, dead-lettered {len(dlq)} (re-sent 0), windows scored {first[0]} "
+          f"(again after the kill {len(K.scored(slog)) - first[0]}), alerts {len(alerts)} (repeated 0), missing 0")

@@ -97,3 +97,8 @@ def test_forged_timestamps_and_clock_steps_do_not_blind_a_stream(broker, tmp_pat
     assert text.count("stream 'clock': its clock stepped back") == 1
     last = R.stats_lines(log)[-1]
     assert last["dropped_samples"] >= SR // 10 and last["nonfinite_scores"] == 0 and last["duplicates"] == 0
+    keys = [s["key"] for s in K.scored(slog)]
+    print(f"\nstream time: records sent {len(part1) + len(part2)}, dead-lettered {len(dlq)} (the forged chunk "
+          f"{len(forged_dl)}x with one id, float32 1e30 1x), windows scored {len(keys)} ({len(keys) - len(set(keys))} "
+          f"twice after the kill) of {len(offline)}, missing 0, alerts {len(alerts)} (offline {len(want_alerts)}), "
+          f"dropped samples {last['dropped_samples']}")
