@@ -12,6 +12,9 @@ stream ends). One alert is published per event, for its opening window.
 ``eval``, the series evaluation, calibration); :meth:`AlertRule.live` gives the per-stream
 state the daemon feeds window by window. Both produce the same events (property-tested).
 
+A window whose score is not finite (NaN, inf: the daemon counts and logs it) does not enter the
+rule at all: it neither triggers nor takes a place among the last n scores.
+
 Alert ids are stable (stream, window position, model version), so a daemon that re-scores a
 window after a crash re-publishes the same id and consumers can de-duplicate.
 """
@@ -81,6 +84,16 @@ class AlertRule:
 
     def decide(self, scores: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Decision:
         """The rule over one recording's windows (in time order)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        ok = np.isfinite(scores)
+        if not ok.all():  # non-finite windows do not enter the rule
+            idx = np.flatnonzero(ok)
+            d = self.decide(scores[idx], np.asarray(starts)[idx], np.asarray(ends)[idx])
+            trig, opens = np.zeros(len(scores), dtype=bool), np.zeros(len(scores), dtype=bool)
+            trig[idx], opens[idx] = d.trig, d.opens
+            for ev in d.events:
+                ev.first, ev.last = int(idx[ev.first]), int(idx[ev.last])
+            return Decision(trig, opens, d.events)
         trig = smooth(scores, self.min_windows, self.of_windows) > self.threshold
         opens = np.zeros(len(trig), dtype=bool)
         events: list[Event] = []
@@ -117,6 +130,8 @@ class LiveRule:
     offset: float = 0.0
 
     def update(self, start: float, end: float, score: float) -> Step:
+        if not math.isfinite(score):  # does not enter the rule
+            return Step(False)
         r, i = self.rule, self.seen
         self.seen += 1
         self.recent.append(score)

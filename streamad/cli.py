@@ -8,11 +8,13 @@ import signal
 import sys
 import time
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
 
+EXIT_ALERT_UNDELIVERED = 1
 EXIT_USAGE = 2
+EXIT_NO_BROKER = 3  # no broker reachable for kafka.broker_timeout_s (run) / --broker-timeout (replay)
+EXIT_BROKER_DIED = 4  # the embedded broker died and kafka.embedded_restarts is used up
 
 
 class CliError(Exception):
@@ -129,6 +131,12 @@ def _run_configs(paths: list[str]):
     return cfgs
 
 
+def _bootstrap_arg(value: str | None) -> str | None:
+    from streamad.config import check_bootstrap
+
+    return None if value is None else check_bootstrap(value, "--bootstrap")
+
+
 def _pipelines(a: argparse.Namespace, paths: list[str], cfgs: list):
     from streamad.daemon import Pipeline
     from streamad.model import AnomalyModel
@@ -163,11 +171,14 @@ def cmd_run(a: argparse.Namespace) -> int:
     stop_early = {"sig": None}  # a SIGTERM while importing or loading models still means a clean exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload during start-up: the models being loaded are current
     from streamad.broker import EmbeddedBroker
     from streamad.daemon import DeliveryError, setup_logging
-    from streamad.io.kafka import ensure_topics
+    from streamad.daemon.supervisor import DaemonExit
+    from streamad.io.kafka import BrokerTimeout, ensure_topics
 
     cfgs = _run_configs(a.config)
+    a.bootstrap = _bootstrap_arg(a.bootstrap)
     setup_logging(a.log_level, a.log_format or cfgs[0].logging.format)
     pipes = _pipelines(a, a.config, cfgs)
     first = pipes[0].cfg
@@ -191,6 +202,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         except Exception as e:  # external clusters may forbid topic creation: the topics must exist then
             print(f"streamad: could not create topics ({e}); assuming they exist", file=sys.stderr)
         server, daemon = _start_metrics(a, first, pipes, bootstrap, k)
+        if broker:  # supervised: restarted when it dies (its memory storage is gone: topics again)
+            daemon.embedded = broker
+            daemon.on_embedded_restart = lambda: ensure_topics(broker.bootstrap, topics, k.partitions, k.client)
+        if a.model:
+            daemon.reloader.model_override = {p.label: a.model for p in pipes}
         if a.print_alerts:
             daemon.on_alert = lambda al: print(json.dumps(al), flush=True)
         try:
@@ -201,7 +217,13 @@ def cmd_run(a: argparse.Namespace) -> int:
             return daemon.run(max_seconds=a.max_seconds)
         except DeliveryError as e:  # nothing past the failed alert was committed: a restart resumes there
             print(f"streamad: error: {e}; stopping without committing", file=sys.stderr)
-            return 1
+            return EXIT_ALERT_UNDELIVERED
+        except DaemonExit as e:  # no broker for too long, or the embedded broker died
+            print(f"streamad: error: {e}", file=sys.stderr)
+            return e.code
+        except BrokerTimeout as e:  # no broker while starting
+            print(f"streamad: error: {e} (kafka.broker_timeout_s = {k.broker_timeout_s:g})", file=sys.stderr)
+            return EXIT_NO_BROKER
         finally:
             if daemon.score_log:
                 daemon.score_log.close()
@@ -213,37 +235,20 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
-    from streamad.config import KafkaConfig
-    from streamad.io.files import list_audio, load_audio
-    from streamad.io.kafka import producer
-    from streamad.io.replay import replay_series, replay_signal
+    from streamad.io.kafka import BrokerTimeout
+    from streamad.io.replay import replay_files
 
-    if all(Path(f).suffix.lower() in (".csv", ".hea") for f in a.files):  # numeric series
-        from streamad.io.seriesfiles import load_series_files
+    def say(msg: str) -> None:
+        print(msg if msg.startswith("replay ") else f"streamad: {msg}", file=sys.stderr, flush=True)
 
-        prod = producer(KafkaConfig(), a.bootstrap)
-        try:
-            for d in load_series_files(a.files, **_series_opts(a)):
-                shift = (a.start_ts - d.times[0]) if a.start_ts is not None else 0.0
-                print(f"replay {d.name} ({len(d.times)} readings, {len(d.channels)} channels) -> {a.topic} "
-                      f"[{a.stream_id}]", file=sys.stderr)
-                replay_series(prod, a.topic, a.stream_id, d, speed=a.speed, batch=a.batch, shift_s=shift)
-        finally:
-            prod.close(timeout=10)
-        return 0
-    files = list_audio(a.files)
-    if not files:
-        raise CliError("replay: no audio files given")
-    prod = producer(KafkaConfig(), a.bootstrap)
-    ts = a.start_ts
     try:
-        for f in files:
-            sig = load_audio(f, a.sample_rate)
-            print(f"replay {f} ({len(sig) / a.sample_rate:.1f} s) -> {a.topic} [{a.stream_id}]", file=sys.stderr)
-            ts = replay_signal(prod, a.topic, a.stream_id, sig, a.sample_rate, start_ts=ts, speed=a.speed,
-                               chunk_s=a.chunk_s, dtype=a.dtype)
-    finally:
-        prod.close(timeout=10)
+        replay_files(_bootstrap_arg(a.bootstrap), a.topic, a.stream_id, a.files, a.speed, a.broker_timeout, say,
+                     audio={"sample_rate": a.sample_rate, "chunk_s": a.chunk_s, "dtype": a.dtype,
+                            "start_ts": a.start_ts},
+                     series={"batch": a.batch, "start_ts": a.start_ts, **_series_opts(a)})
+    except BrokerTimeout as e:
+        print(f"streamad: error: {e} (--broker-timeout {a.broker_timeout:g})", file=sys.stderr)
+        return EXIT_NO_BROKER
     return 0
 
 
@@ -358,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start-ts", type=float, help="capture time of the first sample (default: now for audio, "
                    "the file's own timestamps for series)")
     s.add_argument("--batch", type=int, default=1, help="series: readings per record (>1: compact batch form)")
+    s.add_argument("--broker-timeout", type=float, default=300.0, metavar="S",
+                   help="wait up to S seconds for an unreachable broker (retrying with backoff), then exit 3")
     _add_series_args(s)
     s.set_defaults(func=cmd_replay)
 

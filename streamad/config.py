@@ -7,6 +7,8 @@ exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +36,10 @@ class KafkaConfig:
     heartbeat_interval_ms: int | None = None  # null: the client default (embedded broker: 600)
     max_poll_records: int = 500  # records per poll
     poll_timeout_ms: int = 200  # how long one poll waits for records
+    # No broker reachable for this long: the daemon exits with code 3 (null: wait forever).
+    broker_timeout_s: float | None = 300.0
+    # The embedded broker (bootstrap_servers: null) died: restart it up to this many times, then exit 4.
+    embedded_restarts: int = 3
     # Extra kafka-python options passed through verbatim (security_protocol,
     # sasl_mechanism, sasl_plain_username, ssl_cafile, ...).
     client: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +58,10 @@ class AudioConfig:
     # Chunks whose capture time jumps by more than this from the expected next
     # sample start a new segment (the partial window before the gap is dropped).
     gap_tolerance_s: float = 0.05
+    # A chunk starting at most this far before the stream's newest sample is a resend (its overlapping
+    # samples are dropped as duplicates); one starting further back, or after a gap, does not continue
+    # the stream: it waits for the stream's next chunk to decide (README "Time rules").
+    resend_horizon_s: float = 10.0
 
 
 @dataclass
@@ -129,7 +139,10 @@ class AlertConfig:
 @dataclass
 class WorkerConfig:
     max_batch: int = 256  # windows per scoring pass on the device
-    idle_stream_s: float = 300.0  # a stream silent this long is forgotten (its partial window dropped)
+    idle_stream_s: float = 300.0  # a stream silent this long (stream time, or wall time) is forgotten
+    max_hold_s: float = 30.0  # the longest (stream time) one stream may hold its partition's commit back
+    max_streams: int = 2000  # streams per pipeline; beyond it the least recently seen stream is evicted
+    max_record_bytes: int = 4 * 1024 * 1024  # larger records (chunks, readings) go to the dead-letter topic
     threads: int = 1  # torch CPU threads for scoring (the broker client shares the machine); 0 = torch default
 
 
@@ -180,7 +193,17 @@ _POSITIVE = {
     "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
     "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "alerts.evidence_max_s",
     "alerts.drift_halflife_s", "metrics.ready_max_lag", "metrics.stuck_after_s",
+    "kafka.poll_timeout_ms", "audio.resend_horizon_s", "worker.idle_stream_s", "worker.max_hold_s",
+    "worker.max_streams", "worker.max_record_bytes",
 }
+_NON_NEGATIVE = {
+    "audio.gap_tolerance_s", "series.late_tolerance_s", "series.max_gap", "alerts.cooldown_s",
+    "kafka.embedded_restarts", "kafka.embedded_port", "worker.threads", "train.threads",
+}
+_OPTIONAL_POSITIVE = {"kafka.session_timeout_ms", "kafka.heartbeat_interval_ms", "kafka.broker_timeout_s"}
+# Kafka's own rule for topic names (kafka.common.internals.Topic.validate)
+_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9._-]+):(\d{1,5})$")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
@@ -215,6 +238,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -262,10 +287,19 @@ def validate(cfg: Config) -> Config:
         v = _get(cfg, key)
         if v not in allowed:
             raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {v!r}")
-    for key in _POSITIVE:
+    for key in sorted(_POSITIVE):
         v = _get(cfg, key)
         if v is None or v <= 0:
             raise ConfigError(f"{key}: must be > 0, got {v!r}")
+    for key in sorted(_NON_NEGATIVE):
+        v = _get(cfg, key)
+        if v < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {v!r}")
+    for key in sorted(_OPTIONAL_POSITIVE):
+        v = _get(cfg, key)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{key}: must be > 0 (or null), got {v!r}")
+    _validate_kafka(cfg.kafka)
     a = cfg.audio
     if a.hop_s > a.window_s:
         raise ConfigError(f"audio.hop_s: must be <= audio.window_s ({a.window_s}), got {a.hop_s}")
@@ -296,6 +330,56 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def check_topic(name: str, key: str) -> str:
+    if name in (".", "..") or not _TOPIC.match(name):
+        raise ConfigError(f"{key}: invalid topic name {name!r} (1-249 characters of a-z A-Z 0-9 . _ -)")
+    return name
+
+
+def check_bootstrap(value: str, key: str = "kafka.bootstrap_servers") -> str:
+    """``host:port[,host:port...]`` (ConfigError naming ``key`` otherwise)."""
+    parts = [p.strip() for p in str(value).split(",")]
+    for p in parts:
+        m = _HOST_PORT.match(p)
+        if not m or not 1 <= int(m.group(2)) <= 65535:
+            raise ConfigError(f"{key}: expected host:port[,host:port...], got {value!r}")
+    return ",".join(parts)
+
+
+def _validate_kafka(k: KafkaConfig) -> None:
+    if k.bootstrap_servers is not None:
+        check_bootstrap(k.bootstrap_servers)
+    if not 0 <= k.embedded_port <= 65535:
+        raise ConfigError(f"kafka.embedded_port: must be in 0-65535 (0 = any free port), got {k.embedded_port}")
+    if not k.group_id.strip():
+        raise ConfigError("kafka.group_id: must not be empty")
+    for i, t in enumerate(k.input_topics):
+        check_topic(t, f"kafka.input_topics[{i}]")
+    if len(set(k.input_topics)) != len(k.input_topics):
+        raise ConfigError("kafka.input_topics: a topic is listed twice")
+    check_topic(k.alert_topic, "kafka.alert_topic")
+    check_topic(k.dead_letter_topic, "kafka.dead_letter_topic")
+    for key, t in (("kafka.dead_letter_topic", k.dead_letter_topic), ("kafka.alert_topic", k.alert_topic)):
+        if t in k.input_topics:
+            raise ConfigError(f"{key}: {t!r} is also an input topic (the daemon would consume its own output)")
+    if k.alert_topic == k.dead_letter_topic:
+        raise ConfigError(f"kafka.dead_letter_topic: {k.dead_letter_topic!r} is also the alert topic")
+    hb, st = k.heartbeat_interval_ms, k.session_timeout_ms
+    if hb is not None and st is not None and hb >= st:
+        raise ConfigError(f"kafka.heartbeat_interval_ms: must be < kafka.session_timeout_ms ({st}), got {hb}")
+
+
+def check_topics_across(cfgs: dict[str, Config]) -> None:
+    """No config may publish (alerts, dead letters) to a topic another config consumes (ConfigError)."""
+    inputs = {t: name for name, c in cfgs.items() for t in c.kafka.input_topics}
+    for name, c in cfgs.items():
+        for key in ("alert_topic", "dead_letter_topic"):
+            t = getattr(c.kafka, key)
+            if t in inputs:
+                raise ConfigError(f"kafka.{key}: {t!r} of {name} is an input topic of {inputs[t]} "
+                                  f"(the daemon would consume its own output)")
+
+
 # Sections one daemon process shares between its pipelines (one consumer, one worker, one metrics
 # endpoint, one log); the topics of each config are its own.
 _PER_PIPELINE_KAFKA = {"input_topics", "alert_topic", "dead_letter_topic"}
@@ -314,6 +398,7 @@ def check_shared_sections(cfgs: dict[str, Config]) -> None:
                 if a[k] != b[k]:
                     raise ConfigError(f"{section}.{k}: differs between {first_name} ({a[k]!r}) and {name} "
                                       f"({b[k]!r}); one process shares its {section} settings")
+    check_topics_across(cfgs)
 
 
 def _get(cfg: Any, dotted: str) -> Any:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from streamad import __version__
+from streamad import model_checks as checks
 from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError, from_dict
 from streamad.kinds import kind_of
@@ -138,40 +139,69 @@ class AnomalyModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "auto") -> "AnomalyModel":
+        """Load and check a model directory (every field, the weights' hash, a dry run): ModelFileError
+        with one line naming the file and field for anything that would fail later or silently."""
         path = Path(path)
         mj, wp = path / "model.json", path / "weights.pt"
-        if not mj.is_file() or not wp.is_file():
-            raise ModelFileError(f"{path}: not a streamad model directory (needs model.json and weights.pt)")
-        try:
-            meta = json.loads(mj.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"{mj}: unreadable model description ({e})") from None
-        if meta.get("format") != FORMAT:
-            raise ModelFileError(f"{mj}: unsupported model format {meta.get('format')!r} (expected {FORMAT})")
-        try:
-            state = torch.load(wp, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ModelFileError(f"{wp}: cannot load weights safely ({str(e).splitlines()[0][:160]})") from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ModelFileError(f"{wp}: expected a flat dict of tensors")
+        meta, state = _read_files(path, mj, wp)
         try:
             cfg = from_dict(meta["config"])
+        except ConfigError as e:
+            raise ModelFileError(f"{mj}: config.{e}") from None
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        try:
             frontend = make_frontend(cfg)
             frontend.load_state({k[9:]: v for k, v in state.items() if k.startswith("frontend.")})
             det = create(meta["detector"], meta["params"])
-            dev = device if isinstance(device, torch.device) else resolve_device(device)
             det.to(dev)
             det.load_state({k[9:]: v for k, v in state.items() if k.startswith("detector.")})
             det.to(dev)
-            cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
-        except ConfigError:
-            raise
+        except ConfigError as e:
+            raise ModelFileError(f"{mj}: {e}") from None
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: model files do not match ({type(e).__name__}: "
                                  f"{str(e).splitlines()[0][:160]})") from None
+        try:
+            checks.check_calibration(meta["calibration"])
+            cal = Calibration.from_dict(meta["calibration"])
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{mj}: {str(e).splitlines()[0][:200]}") from None
         m = cls(cfg, frontend, det, cal, meta)
         m.device = dev
+        try:
+            checks.dry_run(m, kind_of(cfg).window_shape(m), meta["calibration"])
+        except ValueError as e:
+            raise ModelFileError(f"{mj}: {e}") from None
         return m
+
+
+def _read_files(path: Path, mj: Path, wp: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """model.json (fields checked) and weights.pt (hash checked, then loaded weights-only)."""
+    if not mj.is_file() or not wp.is_file():
+        raise ModelFileError(f"{path}: not a streamad model directory (needs model.json and weights.pt)")
+    try:
+        meta = json.loads(mj.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{mj}: unreadable model description ({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else meta
+        raise ModelFileError(f"{mj}: unsupported model format {got!r:.40} (expected {FORMAT})")
+    try:
+        checks.check_meta(meta)
+        checks.check_weights_hash(wp, meta)
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{mj}: {e}") from None
+    try:
+        state = torch.load(wp, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelFileError(f"{wp}: cannot load weights safely ({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{wp}: expected a flat dict of tensors")
+    try:
+        checks.check_tensors(state)
+    except ValueError as e:
+        raise ModelFileError(f"{wp}: {e}") from None
+    return meta, state
 
 
 def _json_default(o: Any) -> Any:

@@ -51,7 +51,11 @@ def ambient_files(data_dir) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def audio_model(tmp_path_factory, ambient_files) -> Path:
-    """A small GMGAN trained on 12 real ambient recordings (2 minutes), used by CLI and daemon tests."""
+    """A small GMGAN trained on 12 real ambient recordings (2 minutes), used by CLI and daemon tests.
+
+    ``STREAMAD_TEST_AUDIO_MODEL=DIR`` uses a model trained the same way before (iterating on tests)."""
+    if os.environ.get("STREAMAD_TEST_AUDIO_MODEL"):
+        return Path(os.environ["STREAMAD_TEST_AUDIO_MODEL"])
     from streamad.config import from_dict
     from streamad.train import load_recordings, train_model
 
@@ -67,3 +71,19 @@ def audio_model(tmp_path_factory, ambient_files) -> Path:
 def heldout_ambient(ambient_files) -> list[Path]:
     """Ambient recordings the session model never saw."""
     return ambient_files[2::4][:6]
+
+
+@pytest.fixture(scope="session")
+def sensor_model(tmp_path_factory, data_dir):
+    """A frame-GMM series model on the first 400 readings of a real SKAB sensor file (seconds to train)."""
+    from streamad.config import load
+    from streamad.io.seriesfiles import load_series_files
+    from streamad.train import Recording, train_model
+
+    skab = load_series_files([DATA / "series" / "skab" / "data" / "valve1" / "0.csv"], time_column="datetime",
+                             label_column="anomaly")[0]
+    cfg = load(ROOT / "configs" / "sensor.yaml")
+    cfg.model.detector, cfg.model.params, cfg.train.threads = "frame_gmm", {}, 1
+    out = tmp_path_factory.mktemp("sensor-model") / "sensor"
+    train_model(cfg, [Recording("skab-prefix", skab.values[:400], skab.channels)], out, show_progress=False)
+    return out, skab

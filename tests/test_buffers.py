@@ -41,11 +41,35 @@ def test_duplicate_and_overlap_dropped():
     assert len(b.buf) == 75 and b.stats.duplicate_samples == 75
 
 
-def test_gap_restarts_segment():
+def test_gap_restarts_segment_once_the_next_chunk_continues_it():
     b = _buf()
     b.push(np.ones(80, np.float32), 0.0)
-    w = b.push(np.ones(100, np.float32), 5.0)  # 4.2 s gap
-    assert b.stats.gaps == 1 and [x.start for x in w] == [5.0]
+    assert b.push(np.ones(100, np.float32), 5.0) == []  # 4.2 s gap: pending until the next chunk
+    w = b.push(np.ones(50, np.float32), 6.0)  # continues the chunk after the gap: a new segment
+    assert b.stats.gaps == 1 and [x.start for x in w] == [5.0, 5.5]
+    assert b.stats.dropped_samples == 80 and b.rejected == []
+
+
+def test_lone_chunk_far_ahead_is_rejected_and_does_not_move_the_stream():
+    b = _buf()
+    x = np.arange(400, dtype=np.float32)
+    out = b.push(x[:50], 10.0, ("t", 0), 0, ref="r0")
+    out += b.push(np.ones(50, np.float32), 1e6, ("t", 0), 1, ref="forged")  # one chunk years ahead
+    assert b.oldest_needed() == {("t", 0): 0}
+    for i in range(1, 8):
+        out += b.push(x[i * 50:(i + 1) * 50], 10.0 + i * 0.5, ("t", 0), i + 1, ref=f"r{i}")
+    assert [w.start for w in out] == [10.0, 10.5, 11.0, 11.5, 12.0, 12.5, 13.0]  # nothing lost
+    np.testing.assert_array_equal(out[-1].data, x[300:400])
+    assert [r for r, _ in b.rejected] == ["forged"] and "ahead of" in b.rejected[0][1]
+    assert b.stats.outliers == 1 and b.stats.duplicate_samples == 0
+
+
+def test_clock_step_back_starts_a_new_segment():
+    b = _buf()
+    b.push(np.ones(120, np.float32), 3600.0)
+    assert b.push(np.ones(50, np.float32), 0.0) == []  # an hour back: pending
+    w = b.push(np.ones(100, np.float32), 0.5)  # continued: the clock really stepped back
+    assert [x.start for x in w] == [0.0, 0.5] and b.stats.steps_back == 1 and b.rejected == []
 
 
 def test_jitter_within_tolerance_is_contiguous():

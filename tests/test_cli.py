@@ -74,7 +74,15 @@ def test_pickled_object_is_refused(tmp_path, audio_model, heldout_ambient):
             return (print, ("pwned",))
 
     torch.save({"x": Evil()}, d / "weights.pt")
-    r = _run("score", "--model", d, heldout_ambient[0])
+    r = _run("score", "--model", d, heldout_ambient[0])  # changed weights: refused before anything is read
+    assert r.returncode == 2 and "weights do not match their recorded hash" in r.stderr and "pwned" not in r.stdout
+    import hashlib
+
+    h = hashlib.sha256((d / "weights.pt").read_bytes()).hexdigest()[:12]  # even with its hash recorded ...
+    meta = json.loads((d / "model.json").read_text())
+    meta["weights_sha256_12"], meta["model_version"] = h, f"{meta['detector']}-{h}"
+    (d / "model.json").write_text(json.dumps(meta))
+    r = _run("score", "--model", d, heldout_ambient[0])  # ... it is loaded weights-only: nothing is unpickled
     assert r.returncode == 2 and "cannot load weights safely" in r.stderr and "pwned" not in r.stdout
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from streamad.alerts import AlertRule
+from streamad.io.deadletter import dead_letter_id
 from streamad.io.files import load_audio
 from streamad.io.kafka import ensure_topics
 from streamad.model import AnomalyModel
@@ -105,8 +106,9 @@ def test_malformed_chunk_goes_to_dead_letter_and_daemon_goes_on(broker, tmp_path
         assert d.key == src.key == k  # ... with its key ...
         assert d.headers[:len(h)] == [(name, val) for name, val in h]  # ... its own headers, in order ...
         extra = dict(d.headers[len(h):])
-        assert set(extra) == {"dlq_reason", "dlq_source"}  # ... plus the reason and the exact source
+        assert set(extra) == {"dlq_reason", "dlq_source", "dlq_id"}  # ... plus the reason, the exact source
         assert extra["dlq_source"].decode() == f"{topic}/{src.partition}/{src.offset}"
+        assert extra["dlq_id"].decode() == dead_letter_id(extra["dlq_source"].decode(), src.value)  # de-dup key
     reasons = {d.key: dict(d.headers)["dlq_reason"].decode() for d in dlq}
     assert "whole number" in reasons[b"mic"] and reasons[b"mic-b"] == "missing header 'sample_rate'"
 

@@ -271,7 +271,7 @@ def test_systemd_unit(unit):
     assert "AF_INET" in s["RestrictAddressFamilies"] and s["MemoryMax"]
     assert "/var/lib/streamad" in s["ReadWritePaths"]
     assert cp["Install"]["WantedBy"] == "multi-user.target"
-    assert "ExecReload" not in s  # SIGHUP would end the process until a reload exists
+    assert s["ExecReload"] == "/bin/kill -HUP $MAINPID"  # SIGHUP reloads the models (README "Hot model reload")
 
 
 # -- Dockerfiles --------------------------------------------------------------------------------

@@ -8,31 +8,70 @@ Only :meth:`OffsetLedger.commit` commits, always in this order (as quixstreams' 
    is committed, so a restart re-reads from the last commit and re-publishes (same alert ids);
 3. commit, per partition, the smaller of the next offset to consume and the oldest offset the
    pipelines still *need* (records whose samples a future window uses, or that opened an alert
-   event still in progress).
+   event still in progress) — never below what this process already committed for the partition.
+
+A broker that does not answer (flush or commit timing out) is not a delivery failure: the ledger
+raises :class:`BrokerUnavailable`, keeps everything pending and the next commit tries again (the
+daemon's supervisor decides when the wait is too long). A commit the group refuses because it is
+rebalancing is skipped with one log line: the partitions' next owner re-reads from the last commit.
+
+Dead letters (:meth:`OffsetLedger.send_dead_letter`) are the original record plus headers; a copy
+the client or the broker refuses as it is goes as a placeholder (``io/deadletter.py``) instead of
+stopping the daemon. Alerts that cannot be delivered still raise :class:`DeliveryError`.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from kafka import errors as kerr
 from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from streamad.io.deadletter import dead_letter, placeholder_for, sendable
 
 log = logging.getLogger("streamad.daemon")
 
 Needed = dict[tuple[str, int], int]
+Fallback = Callable[[str], tuple]  # why the record was refused -> (key, value, headers) to send instead
+
+# The record itself is at fault (not the broker's availability): send the fallback instead.
+_RECORD_ERRORS = (kerr.MessageSizeTooLargeError, kerr.RecordListTooLargeError, kerr.InvalidRecordError,
+                  kerr.CorruptRecordError, TypeError, ValueError, AssertionError)
+# The group is rebalancing: this process may no longer own the partitions; skip the commit.
+_GROUP_ERRORS = (kerr.CommitFailedError, kerr.RebalanceInProgressError, kerr.UnknownMemberIdError,
+                 kerr.IllegalGenerationError, kerr.FencedInstanceIdError)
 
 
 class DeliveryError(RuntimeError):
     """The broker did not acknowledge an alert or dead letter; nothing after it is committed."""
 
 
+class BrokerUnavailable(RuntimeError):
+    """No answer from the broker (flush or commit timed out); everything stays pending."""
+
+
+@dataclass
+class _Out:
+    """A record produced (or still to produce) whose acknowledgement the next commit waits for."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list | None
+    on_ack: Callable[[], None] | None = None
+    fallback: Fallback | None = None
+    future: Any = None  # None: not handed to the producer yet (no metadata while the broker was away)
+
+
 class OffsetLedger:
-    def __init__(self, consumer: Any, producer: Any, ack_timeout_s: float = 30.0):
+    def __init__(self, consumer: Any, producer: Any, ack_timeout_s: float = 10.0, commit_timeout_s: float = 10.0):
         self.consumer, self.producer = consumer, producer
-        self.ack_timeout_s = ack_timeout_s
+        self.ack_timeout_s, self.commit_timeout_s = ack_timeout_s, commit_timeout_s
         self.consumed: dict[TopicPartition, int] = {}  # next offset to read per partition
         self.committed: dict[TopicPartition, int] = {}
-        self.pending: list[tuple[Any, Callable | None]] = []  # (produce future, on_ack) not yet checked
+        self.pending: list[_Out] = []  # produced, not yet acknowledged
+        self.placeholders = 0  # dead letters sent as placeholders
         self.rewind: dict[TopicPartition, int] = {}  # revoked partitions: where to re-read if they return
         self.commits = 0
 
@@ -40,46 +79,103 @@ class OffsetLedger:
         self.consumed[tp] = offset + 1
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None = None,
-             on_ack: Callable[[], None] | None = None) -> None:
+             on_ack: Callable[[], None] | None = None, fallback: Fallback | None = None) -> None:
         """Produce a record whose acknowledgement the next commit waits for (``on_ack`` runs once
-        it is acknowledged). A record the client refuses outright (too large, closed producer)
-        raises DeliveryError at once."""
+        it is acknowledged). A record the client or the broker refuses (too large, bad headers) is
+        replaced by ``fallback(why)`` when there is one; else DeliveryError (at once, or at the commit).
+        A broker that is away delays the record to the next commit, never drops it."""
+        out = _Out(topic, key, value, headers, on_ack, fallback)
+        if self._produce(out, raise_unavailable=False):
+            self.pending.append(out)
+
+    def _produce(self, out: _Out, raise_unavailable: bool = True) -> bool:
+        """Hand ``out`` to the producer; False when it was replaced by its fallback."""
         try:
-            self.pending.append((self.producer.send(topic, key=key, value=value, headers=headers), on_ack))
+            out.future = self.producer.send(out.topic, key=out.key, value=out.value, headers=out.headers)
+        except kerr.KafkaTimeoutError as e:  # no metadata for the topic: the broker is away
+            if raise_unavailable:
+                raise BrokerUnavailable(f"cannot reach the broker to publish to {out.topic}") from e
         except Exception as e:
-            raise DeliveryError(f"cannot publish to {topic}: {type(e).__name__}: {e}") from e
+            if out.fallback is None or not isinstance(e, _RECORD_ERRORS):
+                raise DeliveryError(f"cannot publish to {out.topic}: {type(e).__name__}: {e}") from e
+            self._send_fallback(out, e)
+            return False
+        return True
+
+    def _send_fallback(self, out: _Out, e: BaseException) -> None:
+        why = f"the copy was refused ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        self.placeholders += 1
+        self.send(out.topic, *out.fallback(why))
+
+    def send_dead_letter(self, topic: str, record: Any, reason: str) -> None:
+        """The record's dead-letter copy, or its placeholder when the copy cannot be sent as it is."""
+        def fallback(why: str) -> tuple:
+            return placeholder_for(record, reason, why)
+
+        bad = sendable(record)
+        if bad is not None:
+            self.placeholders += 1
+            self.send(topic, *placeholder_for(record, reason, f"the copy cannot be sent as it is ({bad})"))
+        else:
+            self.send(topic, *dead_letter(record, reason), fallback=fallback)
 
     def safe_offsets(self, needed: Needed, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
-        """Per partition: min(next offset to read, oldest offset still needed)."""
+        """Per partition: min(next offset to read, oldest offset still needed), never below the last commit."""
         want = set(tps) if tps is not None else None
-        return {tp: min(c, needed.get((tp.topic, tp.partition), c)) for tp, c in self.consumed.items()
-                if want is None or tp in want}
+        return {tp: max(min(c, needed.get((tp.topic, tp.partition), c)), self.committed.get(tp, 0))
+                for tp, c in self.consumed.items() if want is None or tp in want}
 
     def acknowledge(self) -> None:
-        """Steps 1-2: flush, then every pending future must have succeeded."""
-        if not self.pending:
-            return
-        self.producer.flush(timeout=self.ack_timeout_s)
-        pending, self.pending = self.pending, []
-        for f, on_ack in pending:
+        """Steps 1-2: flush, then every pending record must have been acknowledged (refused dead letters
+        are replaced by their placeholders, which must succeed in turn)."""
+        while self.pending:
+            batch, self.pending = self.pending, []
             try:
-                f.get(timeout=self.ack_timeout_s)
-            except Exception as e:  # refused or timed out: do not commit past it
-                raise DeliveryError(f"alert/dead-letter delivery failed: {e}") from e
-            if on_ack is not None:
-                on_ack()
+                for i, out in enumerate(batch):
+                    if out.future is None and not self._produce(out):
+                        batch[i] = None
+                self.producer.flush(timeout=self.ack_timeout_s)
+            except (BrokerUnavailable, kerr.KafkaTimeoutError) as e:
+                self.pending = [o for o in batch if o is not None] + self.pending
+                raise BrokerUnavailable(f"the broker did not acknowledge within {self.ack_timeout_s:g} s") from e
+            for out in batch:
+                if out is None:
+                    continue
+                try:
+                    out.future.get(timeout=self.ack_timeout_s)
+                except Exception as e:  # refused or timed out: do not commit past it
+                    if out.fallback is not None and isinstance(e, _RECORD_ERRORS):
+                        self._send_fallback(out, e)
+                        continue
+                    raise DeliveryError(f"alert/dead-letter delivery failed: {e}") from e
+                if out.on_ack is not None:
+                    out.on_ack()
 
     def commit(self, needed: Needed, tps: Iterable[TopicPartition] | None = None) -> int:
         """Acknowledge, then commit what is safe; returns the number of partitions committed."""
         self.acknowledge()
         offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in self.safe_offsets(needed, tps).items()
                    if self.committed.get(tp) != o}
-        if offsets:
-            self.consumer.commit(offsets)
-            self.commits += 1
-            for tp, om in offsets.items():
-                self.committed[tp] = om.offset
+        if not offsets:
+            return 0
+        try:
+            self.consumer.commit(offsets, timeout_ms=int(self.commit_timeout_s * 1000))
+        except _GROUP_ERRORS as e:
+            log.warning("commit skipped, the group is rebalancing (%s); the partitions' owner re-reads from the "
+                        "last commit", type(e).__name__)
+            return 0
+        except kerr.KafkaError as e:
+            raise BrokerUnavailable(f"commit failed: {type(e).__name__}") from e
+        self.commits += 1
+        for tp, om in offsets.items():
+            self.committed[tp] = om.offset
         return len(offsets)
+
+    def reset(self, tp: TopicPartition) -> None:
+        """Forget a partition's offsets (its log restarted): the next commit starts from what is read now."""
+        self.consumed.pop(tp, None)
+        self.committed.pop(tp, None)
+        self.rewind.pop(tp, None)
 
     def revoke(self, tps: Iterable[TopicPartition], needed: Needed) -> None:
         """Partitions leave. Nothing new needs committing: every poll ends with a commit and the

@@ -14,6 +14,8 @@ import time
 from typing import IO
 
 FORMATS = ("text", "json")
+QUIET_KAFKA_LOGGERS = ("kafka.net", "kafka.conn", "kafka.client", "kafka.cluster", "kafka.coordinator",
+                       "kafka.consumer.fetcher", "kafka.producer")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -44,7 +46,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: IO[str] | None
     """Configure the root logger once for the process: ``fmt`` is ``text`` or ``json``.
 
     A second call replaces the handler the first one installed (other handlers, e.g. pytest's,
-    are left alone); the chatty ``kafka`` loggers stay at WARNING.
+    are left alone); the ``kafka`` loggers stay at WARNING, its connection-level ones are silent
+    (the supervisor reports broker state changes) unless ``level`` is DEBUG.
     """
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -57,3 +60,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: IO[str] | None
     root.addHandler(handler)
     root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # The client logs every failed connection attempt and request; the daemon's supervisor logs one
+    # line per broker state change instead. --log-level DEBUG brings the client's lines back.
+    quiet = logging.WARNING if root.level <= logging.DEBUG else logging.CRITICAL
+    for name in QUIET_KAFKA_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)

@@ -28,16 +28,17 @@ from kafka.structs import TopicPartition
 
 from streamad.config import ConfigError, KafkaConfig
 from streamad.daemon.health import HealthState, kafka_connected
-from streamad.daemon.ledger import DeliveryError, OffsetLedger
+from streamad.daemon.ledger import BrokerUnavailable, DeliveryError, OffsetLedger
 from streamad.daemon.pipeline import Pipeline
+from streamad.daemon.reload import Reloader
+from streamad.daemon.supervisor import DaemonExit, Supervisor
 from streamad.daemon.telemetry import Telemetry, partition_lags
 from streamad.io import kafka as kio
 from streamad.io.codecs import PayloadError, encode_alert
-from streamad.io.deadletter import dead_letter
 
 log = logging.getLogger("streamad.daemon")
 
-__all__ = ["Daemon", "DeliveryError", "Counters"]
+__all__ = ["Daemon", "DaemonExit", "DeliveryError", "Counters"]
 
 
 @dataclass
@@ -48,6 +49,9 @@ class Counters:
     dead_letters: int = 0
     evicted_streams: int = 0
     scoring_s: float = 0.0
+    duplicates: int = 0  # samples / readings
+    dropped_samples: int = 0
+    nonfinite_scores: int = 0
 
 
 class Daemon:
@@ -65,7 +69,10 @@ class Daemon:
         self.idle_stream_s, self.stats_every_s = idle_stream_s, stats_every_s
         self.counters = Counters()
         self.stopping = False
-        self.consumer = self.producer = self.ledger = None
+        self.consumer = self.producer = self.ledger = self.supervisor = None
+        self.embedded = None  # the EmbeddedBroker this process started, supervised (supervisor.py)
+        self.on_embedded_restart: Callable[[], None] | None = None
+        self.reloader = Reloader(self)  # SIGHUP: hot model reload (reload.py)
         self.on_alert: Callable[[dict], None] | None = None
         self.score_log = None  # optional text file: one JSON line per scored window (audit trail)
         self.tel = telemetry or Telemetry()
@@ -83,16 +90,23 @@ class Daemon:
     def run(self, max_seconds: float | None = None) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        self.producer = kio.producer(self.kcfg, self.bootstrap)
-        self.consumer = kio.consumer(self.kcfg, self.bootstrap)
+        signal.signal(signal.SIGHUP, self.reloader.request)
+        wait, stopping = self.kcfg.broker_timeout_s, lambda: self.stopping
+        self.producer = kio.connect(lambda: kio.producer(self.kcfg, self.bootstrap), "producer", wait, stopping)
+        self.consumer = kio.connect(lambda: kio.consumer(self.kcfg, self.bootstrap), "consumer", wait, stopping)
+        if self.producer is None or self.consumer is None:  # stopped while waiting for a broker
+            if self.producer is not None:
+                self.producer.close(timeout=5)
+            return 0
         self.ledger = OffsetLedger(self.consumer, self.producer)
+        self.supervisor = Supervisor(self, self.embedded, self.on_embedded_restart)
         self.consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         log.info("subscribed to %s on %s (group %s)", ", ".join(self.routes), self.bootstrap, self.kcfg.group_id)
         t_end = time.monotonic() + max_seconds if max_seconds else None
         last_stats = time.monotonic()
         try:
             while not self.stopping and not (t_end and time.monotonic() > t_end):
-                batches = self.consumer.poll(timeout_ms=self.kcfg.poll_timeout_ms)
+                batches = self.supervisor.poll(self.kcfg.poll_timeout_ms)
                 if batches:
                     self.process(batches)
                 self.evict_idle()
@@ -104,20 +118,32 @@ class Daemon:
             log.info("stopped cleanly; %s", json.dumps(self.stats()))
             return 0
         finally:
+            self.supervisor.stop()
             try:
                 self.producer.flush(timeout=10)
+            except Exception:  # the broker is away: nothing more to save (the last commit stands)
+                pass
             finally:
-                self.consumer.close(autocommit=False)
+                self.consumer.close(autocommit=False, timeout_ms=5000)
                 self.producer.close(timeout=5)
 
     def observe(self) -> None:
         """Once per loop iteration: liveness, broker connection, partition lags, active streams."""
         self.health.tick()
-        self.health.set_broker_up(kafka_connected(self.consumer))
+        up = self.supervisor.tick()
+        self.health.set_broker_up(up and kafka_connected(self.consumer))
+        self.reloader.maybe_reload()
         for (topic, part), lag in partition_lags(self.consumer, self.ledger.consumed).items():
             self.tel.set_lag(topic, part, lag)
         for p in self.pipelines:
             self.tel.streams_active(p.label, len(p.streams))
+            t = p.drain_tally()
+            self.tel.tallies(p.label, t)
+            c = self.counters
+            c.duplicates += t["duplicates"]
+            c.dropped_samples += t["dropped"]
+            c.nonfinite_scores += t["nonfinite"]
+            c.evicted_streams += t["evicted"]
         if time.monotonic() - self._drift_at > 10.0:  # per-stream drift: a bounded set of series
             self._drift_at = time.monotonic()
             for p in self.pipelines:
@@ -127,6 +153,7 @@ class Daemon:
         d = asdict(self.counters)
         d["scoring_s"] = round(d["scoring_s"], 3)
         d["commits"] = self.ledger.commits if self.ledger else 0
+        d["dead_letter_placeholders"] = self.ledger.placeholders if self.ledger else 0
         d["streams"] = sum(len(p.streams) for p in self.pipelines)
         return d
 
@@ -158,8 +185,12 @@ class Daemon:
             first = str(e).splitlines()[0][:200] if str(e) else ""
             self.send_dead_letter(pipe, rec, f"unprocessable record ({type(e).__name__}: {first})")
             return []
-        if rejects:
-            self.send_dead_letter(pipe, rec, "; ".join(rejects)[:500])
+        for r in rejects:
+            if not isinstance(r, str):  # (earlier record of the stream, reason)
+                self.send_dead_letter(pipe, *r)
+        mine = [r for r in rejects if isinstance(r, str)]
+        if mine:
+            self.send_dead_letter(pipe, rec, "; ".join(mine)[:500])
         return items
 
     def score_and_alert(self, pipe: Pipeline, items: list) -> None:
@@ -195,7 +226,7 @@ class Daemon:
         self.counters.dead_letters += 1
         self.tel.dead_letter(pipe.label, reason)
         log.warning("dead-letter %s/%d@%d: %s", rec.topic, rec.partition, rec.offset, reason)
-        self.ledger.send(pipe.cfg.kafka.dead_letter_topic, *dead_letter(rec, reason))
+        self.ledger.send_dead_letter(pipe.cfg.kafka.dead_letter_topic, rec, reason)
 
     def needed(self) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
@@ -205,7 +236,13 @@ class Daemon:
         return out
 
     def commit(self, tps=None) -> None:
-        if self.ledger.commit(self.needed(), tps):
+        try:
+            n = self.ledger.commit(self.needed(), tps)
+        except BrokerUnavailable as e:  # everything stays pending; the supervisor retries and times out
+            self.supervisor.unavailable("commit", str(e))
+            return
+        self.supervisor.available("commit")
+        if n:
             self.tel.commit()
 
     def evict_idle(self) -> None:
@@ -220,6 +257,15 @@ class Daemon:
             self.counters.evicted_streams += n
             log.info("evicted %d idle stream(s) (silent for %.0f s)", n, self.idle_stream_s)
             self.commit()  # their held records are no longer needed
+
+    def forget_partitions(self, tps) -> None:
+        """Partitions whose log restarted: their offsets, buffers and lag series are gone."""
+        keys = {(tp.topic, tp.partition) for tp in tps}
+        for tp in tps:
+            self.ledger.reset(tp)
+        self.tel.forget_partitions(keys)
+        for p in self.pipelines:
+            p.drop(lambda k, _st: k[0] in keys)
 
     # -- rebalances ---------------------------------------------------------------
     def revoke(self, tps) -> None:

@@ -43,7 +43,8 @@ _SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("c_dups", "counter", "streamad_duplicates", "Duplicate samples/readings dropped (at-least-once resends).", P),
     ("c_dropped", "counter", "streamad_dropped_samples",
      "Samples/readings dropped (too late, before a gap, overlap).", P),
-    ("c_evicted", "counter", "streamad_streams_evicted", "Streams forgotten after worker.idle_stream_s.", P),
+    ("c_evicted", "counter", "streamad_streams_evicted",
+     "Streams forgotten: idle for worker.idle_stream_s, or beyond worker.max_streams.", P),
     ("c_commits", "counter", "streamad_commits", "Offset commits sent to the consumer group.", ()),
     ("h_score", "histogram", "streamad_score_seconds", "Wall time of one batched scoring pass.", P),
     ("h_latency", "histogram", "streamad_alert_latency_seconds",
@@ -84,12 +85,13 @@ _REASON_RULES: tuple[tuple[str, str], ...] = (
     ("sample_rate_mismatch", r"^sample_rate .* does not match"),
     ("missing_header", r"^missing header"),
     ("bad_header", r"^header "),
-    ("nonfinite_audio", r"^float32 payload contains nan"),
+    ("nonfinite_audio", r"^float32 (payload contains nan|sample out of range)"),
     ("bad_audio_payload", r"^(empty audio payload|payload of \d+ bytes)"),
     ("invalid_json", r"^(empty payload|value is not utf-8|invalid json)"),
     ("bad_value", r"value must be a number"),
     ("bad_timestamp", r"timestamp"),
     ("no_channels", r"^none of the expected channels"),
+    ("too_large", r"exceeds worker\.max_record_bytes"),
     ("bad_structure", r"^(unknown structure|ambiguous record|reading|batch|empty batch|readings have)"
                       r"|too many (rows|channels)|expected an object|missing 'ts'|missing 'values'|'values' must be"),
 )
@@ -189,6 +191,13 @@ class Telemetry:
 
     def dropped_samples(self, pipeline: str, n: int = 1) -> None:
         self.c_dropped.labels(pipeline=pipeline).inc(n)
+
+    def tallies(self, pipeline: str, t: dict[str, int]) -> None:
+        """A pipeline's counts since the last call (``Pipeline.drain_tally``)."""
+        for key, counter in (("duplicates", self.c_dups), ("dropped", self.c_dropped),
+                             ("nonfinite", self.c_nonfinite), ("evicted", self.c_evicted)):
+            if t.get(key):
+                counter.labels(pipeline=pipeline).inc(t[key])
 
     def streams_evicted(self, pipeline: str, n: int = 1) -> None:
         self.c_evicted.labels(pipeline=pipeline).inc(n)

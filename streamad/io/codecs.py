@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from streamad.timelabels import MAX_TS, parse_time
+
 
 class PayloadError(ValueError):
     """A record that cannot be decoded; the message is the dead-letter reason."""
@@ -25,6 +27,9 @@ class PayloadError(ValueError):
 
 DTYPES = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 MAX_CHANNELS = 64
+# float32 PCM is nominally within [-1, 1]; a sample beyond this (60 dB above full scale) is not
+# audio, and squared by the spectrogram it overflows float32 into NaN scores.
+MAX_FLOAT_SAMPLE = 1000.0
 
 
 @dataclass
@@ -97,7 +102,7 @@ def decode_audio(key: bytes | None, value: bytes | None, headers: Any) -> AudioC
     ch = _header_num(h, "channels", int)
     if not 1 <= ch <= MAX_CHANNELS:
         raise PayloadError(f"header 'channels' out of range: {ch}")
-    ts = _header_num(h, "timestamp", float)
+    ts = _timestamp(h)
     if not value:
         raise PayloadError("empty audio payload")
     dt = DTYPES[dtype_name]
@@ -111,9 +116,29 @@ def decode_audio(key: bytes | None, value: bytes | None, headers: Any) -> AudioC
     else:
         if not np.isfinite(x).all():
             raise PayloadError("float32 payload contains NaN or Inf")
+        peak = float(np.abs(x).max())
+        if peak > MAX_FLOAT_SAMPLE:
+            raise PayloadError(f"float32 sample out of range ({peak:.3g}; |x| must be <= {MAX_FLOAT_SAMPLE:g})")
         x = x.astype(np.float32)
+    if ts + len(x) / sr > MAX_TS:
+        raise PayloadError("header 'timestamp' out of range: the chunk runs past the year 9999")
     mono = x.mean(axis=1) if ch > 1 else x[:, 0]
     return AudioChunk(sid, np.ascontiguousarray(mono, dtype=np.float32), sr, ts)
+
+
+def _timestamp(h: dict[str, bytes]) -> float:
+    """The ``timestamp`` header: epoch seconds within 1900-9999 (the readings' rule, ``parse_time``)."""
+    if "timestamp" not in h:
+        raise PayloadError("missing header 'timestamp'")
+    raw = h["timestamp"].decode("ascii", "replace").strip()
+    try:
+        float(raw)
+    except ValueError:
+        raise PayloadError(f"header 'timestamp' is not a valid float: {raw[:40]!r}") from None
+    try:
+        return parse_time(raw)
+    except ValueError as e:
+        raise PayloadError(f"header 'timestamp' {str(e).removeprefix('timestamp ')}: {raw[:40]!r}") from None
 
 
 def encode_alert(alert: dict[str, Any]) -> tuple[bytes, bytes]:

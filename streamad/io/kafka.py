@@ -8,19 +8,66 @@
 """
 from __future__ import annotations
 
+import logging
+import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import kafka  # noqa: F401  (kafka-python 3.0.12 warns at import)
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import errors as kerr
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streamad.config import KafkaConfig
 
 MAX_MESSAGE = 16 * 1024 * 1024
+
+
+class BrokerTimeout(RuntimeError):
+    """No broker answered for the allowed time (exit code 3)."""
+
+
+def connect(make: Callable[[], Any], what: str, timeout_s: float | None,
+            stopping: Callable[[], bool] = lambda: False, say: Callable[[str], None] | None = None) -> Any:
+    """``make()`` a client, retrying with backoff (1 s doubling to 5 s) while no broker answers;
+    BrokerTimeout after ``timeout_s`` (None: forever); None when ``stopping()`` turns true. One line
+    through ``say`` (default: the log) when the wait starts and one when it ends."""
+    say = say or logging.getLogger("streamad.kafka").warning
+    t0, delay, waiting = time.monotonic(), 1.0, False
+    while True:
+        try:
+            client = make()
+        except (kerr.KafkaTimeoutError, kerr.KafkaConnectionError) as e:
+            waited = time.monotonic() - t0
+            if timeout_s is not None and waited >= timeout_s:
+                raise BrokerTimeout(f"no broker reachable for {waited:.0f} s ({type(e).__name__})") from None
+            if not waiting:
+                say(f"broker unreachable while creating the {what} ({type(e).__name__}); retrying")
+                waiting = True
+            if stopping():
+                return None
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)
+            continue
+        if waiting:
+            say(f"broker reachable: {what} created after {time.monotonic() - t0:.1f} s")
+        return client
+
+RECONNECT_BACKOFF_MAX_MS = 5000  # reconnect attempts back off exponentially up to this (kafka-python: 30 s)
+
+
+def _bootstrap_ms(cfg: KafkaConfig) -> int:
+    """One attempt to reach the bootstrap servers lasts at most this (the caller retries, ``connect``)."""
+    return int(min(30.0, cfg.broker_timeout_s or 30.0) * 1000)
+
+
+def _patience_ms(cfg: KafkaConfig) -> int:
+    """How long a produced record may wait for the broker before the client gives up on it: past the
+    daemon's own ``broker_timeout_s`` (which then exits 3), so an outage never fails a delivery first."""
+    return int(((cfg.broker_timeout_s or 86400.0) + 60.0) * 1000)
 
 
 def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **extra: Any) -> KafkaConsumer:
@@ -33,6 +80,8 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
         fetch_max_wait_ms=50,  # low alert latency: do not let the broker sit on a fetch
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        bootstrap_timeout_ms=_bootstrap_ms(cfg),
         client_id="streamad",
     )
     if cfg.session_timeout_ms is not None:
@@ -47,7 +96,11 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
 def producer(cfg: KafkaConfig, bootstrap: str, **extra: Any) -> KafkaProducer:
     opts: dict[str, Any] = dict(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1024 * 1024,
-        max_request_size=MAX_MESSAGE, retries=5, client_id="streamad",
+        max_request_size=MAX_MESSAGE, client_id="streamad",
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        bootstrap_timeout_ms=_bootstrap_ms(cfg),
+        max_block_ms=5000,  # send() waits this long for metadata, then the ledger retries at the next commit
+        delivery_timeout_ms=_patience_ms(cfg),
     )
     opts.update(client_options(cfg.client, KafkaProducer))
     opts.update(extra)
@@ -65,12 +118,36 @@ def check_client_options(client: dict[str, Any]) -> None:
     """``kafka.client`` keys must be kafka-python options streamad does not set itself (ConfigError)."""
     from streamad.config import ConfigError
 
-    known = set(KafkaConsumer.DEFAULT_CONFIG) | set(KafkaProducer.DEFAULT_CONFIG) | set(KafkaAdminClient.DEFAULT_CONFIG)
-    for k in client:
+    defaults = {**KafkaAdminClient.DEFAULT_CONFIG, **KafkaProducer.DEFAULT_CONFIG, **KafkaConsumer.DEFAULT_CONFIG}
+    for k, v in client.items():
         if k in _RESERVED:
             raise ConfigError(f"kafka.client.{k}: set by streamad ({_RESERVED[k]}); remove it here")
-        if k not in known:
+        if k not in defaults:
             raise ConfigError(f"kafka.client.{k}: not a kafka-python client option")
+        _check_option_value(k, v, defaults[k], ConfigError)
+
+
+_COUNTS = ("_ms", "_bytes", "_size", "_records", "_count", "retries", "_connections",
+           "_in_flight_requests_per_connection")
+
+
+def _check_option_value(key: str, value: Any, default: Any, error: type[Exception]) -> None:
+    """A value of the option's own type; times, sizes and counts are not negative."""
+    if key == "acks":
+        if value not in (0, 1, -1, "all"):
+            raise error(f"kafka.client.acks: must be 0, 1, -1 or 'all', got {value!r}")
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise error(f"kafka.client.{key}: expected true or false, got {value!r}")
+    elif isinstance(default, (int, float)) or key.endswith(_COUNTS):
+        if value is None and default is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise error(f"kafka.client.{key}: expected a number, got {value!r}")
+        if key.endswith(_COUNTS) and value < 0:
+            raise error(f"kafka.client.{key}: must be >= 0, got {value!r}")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise error(f"kafka.client.{key}: expected a string, got {value!r}")
 
 
 def client_options(client: dict[str, Any], cls: type) -> dict[str, Any]:

@@ -33,10 +33,26 @@ class AudioKind(Kind):
     def new_buffer(self, cfg: Any, model: Any, stream_id: str) -> AudioStreamBuffer:
         fe = model.frontend
         tol = int(round(cfg.audio.gap_tolerance_s * fe.sr))
-        return AudioStreamBuffer(stream_id, fe.sr, fe.window, fe.hop, tol)
+        return AudioStreamBuffer(stream_id, fe.sr, fe.window, fe.hop, tol,
+                                 int(round(cfg.audio.resend_horizon_s * fe.sr)))
 
-    def push(self, buffer: AudioStreamBuffer, payload, tp, offset):
-        return buffer.push(payload.samples, payload.timestamp, tp, offset), []
+    def push(self, buffer: AudioStreamBuffer, payload, tp, offset, ref: Any = None):
+        return buffer.push(payload.samples, payload.timestamp, tp, offset, ref), []
+
+    def rejected(self, buffer: AudioStreamBuffer) -> list[tuple[Any, str]]:
+        out, buffer.rejected = buffer.rejected, []
+        return out
+
+    def newest(self, buffer: AudioStreamBuffer) -> float | None:
+        return None if buffer.end is None else buffer.end / buffer.sr
+
+    def tallies(self, buffer: AudioStreamBuffer) -> dict[str, int]:
+        s = buffer.stats
+        return {"duplicates": s.duplicate_samples, "dropped": s.dropped_samples, "steps_back": s.steps_back,
+                "accepted": s.accepted}
+
+    def held(self, buffer: AudioStreamBuffer) -> int:
+        return buffer.held_samples
 
     def rows(self, model: Any, rec: Recording, starts, scores, alerts, **_: Any) -> Iterator[dict]:
         fe = model.frontend

@@ -59,9 +59,27 @@ class Kind(ABC):
         """An empty per-stream window buffer."""
 
     @abstractmethod
-    def push(self, buffer: Any, payload: Any, tp: TopicPartition,
-             offset: int) -> tuple[list[Window], list[str]]:
-        """Add a decoded payload to its buffer: (complete windows, rejection reasons)."""
+    def push(self, buffer: Any, payload: Any, tp: TopicPartition, offset: int,
+             ref: Any = None) -> tuple[list[Window], list[str]]:
+        """Add a decoded payload to its buffer: (complete windows, rejection reasons). ``ref`` (the
+        record) comes back in :meth:`rejected` if the buffer later rejects this payload."""
+
+    def rejected(self, buffer: Any) -> list[tuple[Any, str]]:
+        """(ref, reason) of earlier payloads the buffer has rejected since the last call (default: none)."""
+        return []
+
+    @abstractmethod
+    def newest(self, buffer: Any) -> float | None:
+        """Stream time (epoch seconds) of the newest sample / reading the buffer has accepted."""
+
+    @abstractmethod
+    def tallies(self, buffer: Any) -> dict[str, int]:
+        """Running totals of the buffer: ``duplicates`` and ``dropped`` samples/readings, ``steps_back``,
+        ``accepted`` (chunks / readings placed)."""
+
+    def held(self, buffer: Any) -> int:
+        """Samples / readings held that no window has used yet (dropped if the stream is forgotten)."""
+        return 0
 
     def shrink_window(self, cfg: Any, window: int) -> None:
         """Use windows of ``window`` samples/readings (>= ``min_window``; short training history)."""

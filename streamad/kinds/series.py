@@ -10,6 +10,7 @@ from streamad.io.seriesfiles import fill_missing, load_series_files
 from streamad.kinds.base import DataError, Kind, Recording
 from streamad.windows.series import SeriesFrontend
 from streamad.windows.series_buffer import ReadingStreamBuffer
+from streamad.windows.series_gate import GatedReadingBuffer
 
 
 def _label(s: str) -> Any:
@@ -50,13 +51,31 @@ class SeriesKind(Kind):
     def decode(self, record: Any, model: Any):
         return decode_readings(record.key, record.value, record.headers, model.cfg.series.channels)
 
-    def new_buffer(self, cfg: Any, model: Any, stream_id: str) -> ReadingStreamBuffer:
+    def new_buffer(self, cfg: Any, model: Any, stream_id: str) -> GatedReadingBuffer:
         s, fe = cfg.series, model.frontend
-        return ReadingStreamBuffer(stream_id, model.cfg.series.channels, fe.rate, fe.window, fe.hop,
-                                   s.late_tolerance_s, s.max_gap)
 
-    def push(self, buffer: ReadingStreamBuffer, payload, tp, offset):
-        return buffer.push(payload, tp, offset)
+        def make() -> ReadingStreamBuffer:
+            return ReadingStreamBuffer(stream_id, model.cfg.series.channels, fe.rate, fe.window, fe.hop,
+                                       s.late_tolerance_s, s.max_gap)
+
+        ahead = max(s.late_tolerance_s, (s.max_gap + 1) / fe.rate)  # a jump beyond a gap that interpolates
+        return GatedReadingBuffer(make, ahead, s.late_tolerance_s + fe.window / fe.rate)
+
+    def push(self, buffer: GatedReadingBuffer, payload, tp, offset, ref: Any = None):
+        return buffer.push(payload, tp, offset, ref)
+
+    def rejected(self, buffer: GatedReadingBuffer) -> list[tuple[Any, str]]:
+        out, buffer.rejected = buffer.rejected, []
+        return out
+
+    def newest(self, buffer: GatedReadingBuffer) -> float | None:
+        return buffer.newest_time
+
+    def tallies(self, buffer: GatedReadingBuffer) -> dict[str, int]:
+        return buffer.tallies()
+
+    def held(self, buffer: GatedReadingBuffer) -> int:
+        return buffer.held
 
     def shrink_window(self, cfg: Any, window: int) -> None:
         cfg.series.window = int(window)

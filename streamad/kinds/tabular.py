@@ -59,8 +59,14 @@ class TabularKind(Kind):
 
         raise ConfigError("kind: tabular models score files (streamad score); the daemon does not run them")
 
-    def push(self, buffer: Any, payload: Any, tp, offset):
+    def push(self, buffer: Any, payload: Any, tp, offset, ref: Any = None):
         raise PayloadError("kind tabular scores files (streamad score), not streams")
+
+    def newest(self, buffer: Any) -> float | None:
+        return None  # no streams (see push)
+
+    def tallies(self, buffer: Any) -> dict[str, int]:
+        return {"duplicates": 0, "dropped": 0, "steps_back": 0, "accepted": 0}
 
     def window_shape(self, model: Any) -> tuple[int, ...]:
         return (1, len(model.frontend.center))

@@ -259,7 +259,14 @@ class GMGAN(Detector):
             n.load_state_dict(sub)
             n.eval()
         if "phi" in state:
+            k, nz = self.params["k"], self.params["nz"]
+            want = {"phi": (k,), "mu": (k, nz), "cov": (k, nz, nz)}
+            for a, shape in want.items():
+                if tuple(state[a].shape) != shape:
+                    raise ValueError(f"mixture parameter {a!r} must be {shape}, got {tuple(state[a].shape)}")
             self.phi, self.mu, self.cov = (state[a].to(self.device) for a in ("phi", "mu", "cov"))
+        elif "est" in self.nets:
+            raise KeyError("mixture parameters phi, mu, cov")
 
 
 class GANomaly(GMGAN):

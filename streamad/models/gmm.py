@@ -101,4 +101,10 @@ class DiagGMM:
         return {"logw": self.logw.float(), "mu": self.mu.float(), "var": self.var.float()}
 
     def load_state(self, s: dict[str, torch.Tensor]) -> None:
-        self.logw, self.mu, self.var = s["logw"].double(), s["mu"].double(), s["var"].double()
+        logw, mu, var = s["logw"].double(), s["mu"].double(), s["var"].double()
+        if logw.ndim != 1 or mu.ndim != 2 or mu.shape != var.shape or mu.shape[0] != logw.shape[0]:
+            raise ValueError(f"mixture state: logw {tuple(logw.shape)}, mu {tuple(mu.shape)}, var "
+                             f"{tuple(var.shape)} do not fit together")
+        if not bool((var > 0).all()):
+            raise ValueError("mixture state: variances must be > 0")
+        self.logw, self.mu, self.var = logw, mu, var

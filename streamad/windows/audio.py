@@ -48,8 +48,14 @@ class LogMelFrontend:
         return {"band_mean": self.mean.clone(), "band_std": self.std.clone()}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.mean = state["band_mean"].float()
-        self.std = state["band_std"].float()
+        mean, std = state["band_mean"].float(), state["band_std"].float()
+        shape = (self.cfg.n_mels, 1)
+        if tuple(mean.shape) != shape or tuple(std.shape) != shape:
+            raise ValueError(f"log-mel front end state: band statistics must be {shape}, got "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
+        if not bool((std > 0).all()):
+            raise ValueError("log-mel front end state: band_std must be > 0")
+        self.mean, self.std = mean, std
         self._dev.clear()
 
     def describe(self) -> dict[str, Any]:

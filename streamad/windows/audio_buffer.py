@@ -7,11 +7,27 @@ same windows (and the same alert ids) from re-read records.
 
 Each buffer remembers which Kafka record (topic, partition, offset) supplied which
 samples, so the daemon can commit only offsets whose samples are no longer needed.
+
+Time rules (``end`` = position just after the newest sample; ``tol`` = gap tolerance;
+``horizon`` = resend horizon), for a chunk starting at ``pos``:
+
+* **contiguous** (``|pos - end| <= tol``): appended (jitter absorbed).
+* **resend** (``end - horizon <= pos < end - tol``): the samples already held are dropped and
+  counted as duplicates (at-least-once producers resend); only new samples are appended.
+* **does not continue the stream** (``pos > end + tol``: a gap; ``pos < end - horizon``: a step
+  back): the chunk is held as *pending* and the stream's next chunk decides. If that chunk
+  continues the stream, the pending one was a lone outlier (a forged or corrupt timestamp): it is
+  rejected (``rejected`` holds its ``ref`` and reason; the daemon dead-letters it) and the stream
+  never moved. Otherwise the pending chunk starts a new segment (the partial window before it is
+  dropped and its samples counted in ``stats.dropped_samples``); a step back is counted in
+  ``stats.steps_back`` for the daemon's one log line. So one chunk stamped far ahead or behind
+  can neither blind a stream nor make it drop what its real producer sends.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,55 +39,110 @@ class BufferStats:
     duplicate_samples: int = 0
     gaps: int = 0
     dropped_partial_windows: int = 0
+    dropped_samples: int = 0  # partial windows dropped at gaps and steps, rejected outlier chunks
+    steps_back: int = 0  # segments started by a chunk earlier than the stream's newest sample
+    outliers: int = 0  # chunks rejected: neither continued the stream nor were continued
+    accepted: int = 0  # chunks whose samples were appended (not pending, not rejected, not only duplicates)
+
+
+@dataclass
+class _Pending:
+    samples: np.ndarray
+    pos: int
+    tp: TopicPartition
+    offset: int
+    ref: Any
 
 
 class AudioStreamBuffer:
-    def __init__(self, stream_id: str, sample_rate: int, window: int, hop: int, gap_tolerance: int):
+    def __init__(self, stream_id: str, sample_rate: int, window: int, hop: int, gap_tolerance: int,
+                 resend_horizon: int | None = None):
         self.stream_id = stream_id
         self.sr = sample_rate
         self.win = window
         self.hop = hop
         self.tol = gap_tolerance
+        self.horizon = max(self.tol, 10 * sample_rate if resend_horizon is None else resend_horizon)
         self.buf = np.zeros(0, dtype=np.float32)
         self.buf_start: int | None = None  # absolute position of buf[0]
         self.next_start: int | None = None  # absolute position of the next window
         self.records: deque[tuple[int, int, TopicPartition, int]] = deque()  # (pos0, pos1, tp, offset)
+        self.pending: _Pending | None = None
+        self.rejected: list[tuple[Any, str]] = []  # (ref of a rejected chunk, reason): drained by the caller
         self.stats = BufferStats()
 
     @property
     def end(self) -> int | None:
         return None if self.buf_start is None else self.buf_start + len(self.buf)
 
+    @property
+    def held_samples(self) -> int:
+        """Samples held that no window has used yet (partial window + pending chunk)."""
+        return len(self.buf) + (len(self.pending.samples) if self.pending is not None else 0)
+
     def _reset(self, pos: int) -> None:
         if self.buf_start is not None and len(self.buf):
             self.stats.dropped_partial_windows += 1
+            self.stats.dropped_samples += len(self.buf)
         self.buf = np.zeros(0, dtype=np.float32)
         self.buf_start = pos
         self.next_start = -(-pos // self.hop) * self.hop  # first grid point at or after pos
         self.records.clear()
 
-    def push(self, samples: np.ndarray, timestamp: float, tp: TopicPartition = ("", 0),
-             offset: int = -1) -> list[Window]:
-        pos = int(round(timestamp * self.sr))
-        n = len(samples)
+    def continues(self, pos: int) -> bool:
+        """A chunk starting at ``pos`` continues the stream (contiguous, or a recent resend)."""
         end = self.end
-        if end is None:
+        return end is not None and end - self.horizon <= pos <= end + self.tol
+
+    def push(self, samples: np.ndarray, timestamp: float, tp: TopicPartition = ("", 0),
+             offset: int = -1, ref: Any = None) -> list[Window]:
+        """Add a chunk; the windows it completes. ``ref`` identifies the chunk in ``rejected``."""
+        pos = int(round(timestamp * self.sr))
+        out: list[Window] = []
+        if self.pending is not None:
+            p, self.pending = self.pending, None
+            if self.continues(pos):
+                self._reject(p, pos)
+            else:
+                out += self._start_segment(p)
+        if self.end is None:
             self._reset(pos)
-        elif pos > end + self.tol:  # gap: restart on the grid
+        elif not self.continues(pos):
+            self.pending = _Pending(samples, pos, tp, offset, ref)
+            return out
+        return out + self._append(samples, pos, tp, offset)
+
+    def _start_segment(self, p: _Pending) -> list[Window]:
+        end = self.end
+        if end is not None and p.pos < end:
+            self.stats.steps_back += 1
+        else:
             self.stats.gaps += 1
-            self._reset(pos)
-        elif pos < end - self.tol:  # overlap with what we already have: keep only new samples
+        self._reset(p.pos)
+        return self._append(p.samples, p.pos, p.tp, p.offset)
+
+    def _reject(self, p: _Pending, resumed_at: int) -> None:
+        self.stats.outliers += 1
+        self.stats.dropped_samples += len(p.samples)
+        d = (p.pos - resumed_at) / self.sr
+        where = f"{d:.3f} s ahead of" if d > 0 else f"{-d:.3f} s behind"
+        self.rejected.append((p.ref, f"timestamp {p.pos / self.sr:.3f} does not continue stream "
+                                     f"{self.stream_id[:64]!r}: {where} the chunk that followed it"))
+
+    def _append(self, samples: np.ndarray, pos: int, tp: TopicPartition, offset: int) -> list[Window]:
+        n, end = len(samples), self.end
+        assert end is not None
+        if pos < end - self.tol:  # a resend: keep only the samples not held yet
             if pos + n <= end:
                 self.stats.duplicate_samples += n
                 return []
             cut = end - pos
             self.stats.duplicate_samples += cut
             samples = samples[cut:]
-            pos = end
-        else:
-            pos = end  # within tolerance: treat as contiguous (absorbs clock jitter)
+        pos = end  # within tolerance: treat as contiguous (absorbs clock jitter)
         self.buf = np.concatenate([self.buf, samples.astype(np.float32, copy=False)])
         self.records.append((pos, pos + len(samples), tp, offset))
+        self.stats.accepted += 1
         return self._cut()
 
     def _cut(self) -> list[Window]:
@@ -98,9 +169,13 @@ class AudioStreamBuffer:
         return out
 
     def oldest_needed(self) -> dict[TopicPartition, int]:
-        """Smallest offset per partition whose samples a future window still needs."""
+        """Smallest offset per partition whose samples a future window still needs (the pending
+        chunk's too: the next chunk decides about it)."""
         out: dict[TopicPartition, int] = {}
-        for _p0, _p1, tp, off in self.records:
+        held = [(tp, off) for _p0, _p1, tp, off in self.records]
+        if self.pending is not None:
+            held.append((self.pending.tp, self.pending.offset))
+        for tp, off in held:
             if off >= 0 and (tp not in out or off < out[tp]):
                 out[tp] = off
         return out

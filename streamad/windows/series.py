@@ -189,6 +189,8 @@ class SeriesFrontend:
             raise ValueError("series front end state: centre/scale do not match the channel count")
         if self.row_mean.shape != (SIZE, 1) or self.row_std.shape != (SIZE, 1):
             raise ValueError("series front end state: row statistics must be (32, 1)")
+        if not bool((self.scale > 0).all()) or not bool((self.row_std > 0).all()):
+            raise ValueError("series front end state: scales must be > 0")
         self._dev.clear()
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,240 @@
+"""Losing the broker, and records the Kafka client cannot decode.
+
+The daemon's :class:`Supervisor` runs once per loop iteration (``Daemon.observe``):
+
+* **reachability**: a background probe sends a Kafka ApiVersions request to the bootstrap
+  servers every second (PLAINTEXT and SASL_PLAINTEXT listeners; with TLS the consumer's own
+  connection state is used). One log line when the broker goes away, one when it is back (with
+  how long it was away). The clients reconnect by themselves, backing off up to 5 s between
+  attempts. No broker for ``kafka.broker_timeout_s``: :class:`DaemonExit` with code 3.
+* **the embedded broker** (``bootstrap_servers: null``): a broker process that died is reaped,
+  logged and restarted on the same port (its memory storage is gone: topics are re-created),
+  up to ``kafka.embedded_restarts`` times; then :class:`DaemonExit` with code 4.
+* **restarted logs**: a partition whose high watermark is below the daemon's position (the log
+  is shorter than what was read) or whose topic id changed (deleted and re-created) is read
+  again from its start, with one log line; its buffers and offsets are forgotten.
+* **unreadable records**: a poll that fails on a record the client cannot decode (a header name
+  that is not UTF-8, a corrupt batch) is answered by finding the partition and offset with a
+  separate probe consumer, a placeholder dead letter and a seek past it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from kafka import errors as kerr
+from kafka.consumer.fetcher import RecordTooLargeError
+from kafka.structs import TopicPartition
+
+from streamad.broker import BrokerError, api_versions_ok
+from streamad.daemon.health import kafka_connected
+from streamad.io.deadletter import placeholder
+
+log = logging.getLogger("streamad.daemon")
+
+EXIT_NO_BROKER = 3
+EXIT_BROKER_DIED = 4
+# What a poll raises for a record the client cannot decode
+_RECORD_ERRORS = (kerr.CorruptRecordError, RecordTooLargeError, UnicodeDecodeError)
+
+
+class DaemonExit(RuntimeError):
+    """Stop the daemon with ``code`` and a one-line message (no broker, embedded broker died)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class BrokerProbe:
+    """A daemon thread sending ApiVersions to the bootstrap servers; ``ok`` is the latest answer."""
+
+    def __init__(self, bootstrap: str, every_s: float = 1.0, timeout_s: float = 2.0):
+        self.servers = []
+        for hp in bootstrap.split(","):
+            host, _, port = hp.strip().rpartition(":")
+            self.servers.append((host.strip("[]"), int(port)))
+        self.every_s, self.timeout_s = every_s, timeout_s
+        self.ok = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="streamad-broker-probe", daemon=True)
+
+    def start(self) -> "BrokerProbe":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.ok = any(api_versions_ok(h, p, self.timeout_s) for h, p in self.servers)
+            self._stop.wait(self.every_s)
+
+
+class Supervisor:
+    def __init__(self, daemon: Any, embedded: Any = None, on_embedded_restart: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        k = daemon.kcfg
+        self.d, self.clock = daemon, clock
+        self.timeout_s = k.broker_timeout_s
+        self.embedded, self.on_embedded_restart = embedded, on_embedded_restart
+        self.restarts_left = k.embedded_restarts
+        self.down_since: float | None = None
+        self.why = ""
+        self.trouble: dict[str, str] = {}  # a failing commit or poll (why), until the next good one
+        self.topic_ids: dict[str, Any] = {}
+        self.last_log_check = -1e9
+        tls = str(k.client.get("security_protocol", "PLAINTEXT")).upper() in ("SSL", "SASL_SSL")
+        self.probe = None if tls else BrokerProbe(daemon.bootstrap).start()
+
+    def stop(self) -> None:
+        if self.probe is not None:
+            self.probe.stop()
+
+    # -- once per loop iteration -----------------------------------------------------------
+    def tick(self) -> bool:
+        """Check everything; True while a broker is reachable."""
+        self.check_embedded()
+        if "commit" in self.trouble and (self.probe is None or self.probe.ok):
+            self.d.commit()  # acknowledgements and offsets left pending while the broker was away
+        up = self.check_reachable()
+        if up and self.clock() - self.last_log_check > 1.0:
+            self.last_log_check = self.clock()
+            self.check_logs()
+        return up
+
+    def check_embedded(self) -> None:
+        b = self.embedded
+        if b is None or b.proc is None or b.proc.poll() is None:
+            return
+        code = b.proc.returncode  # poll() reaped it: no zombie
+        if self.restarts_left <= 0:
+            raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}) and "
+                                               f"kafka.embedded_restarts is used up")
+        self.restarts_left -= 1
+        log.error("the embedded broker exited (code %s); restarting it on %s (%d restart(s) left)", code,
+                  b.bootstrap, self.restarts_left)
+        b.requested_port = b.port
+        b.proc = None
+        try:
+            b.start()
+            if self.on_embedded_restart is not None:
+                self.on_embedded_restart()
+        except (BrokerError, kerr.KafkaError, OSError) as e:
+            raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}) and could not be "
+                                               f"restarted: {e}") from None
+
+    def check_reachable(self) -> bool:
+        up = self.probe.ok if self.probe is not None else kafka_connected(self.d.consumer)
+        up = up and not self.trouble
+        now = self.clock()
+        if not up and self.down_since is None:
+            self.down_since = now
+            self.why = "; ".join(self.trouble.values()) or "no answer from the bootstrap servers"
+            log.warning("broker unreachable (%s); reconnecting with backoff", self.why)
+        elif up and self.down_since is not None:
+            log.info("broker reachable again after %.1f s", now - self.down_since)
+            self.down_since = None
+        if self.down_since is not None and self.timeout_s is not None and now - self.down_since > self.timeout_s:
+            raise DaemonExit(EXIT_NO_BROKER, f"no broker reachable for {now - self.down_since:.0f} s "
+                                             f"(kafka.broker_timeout_s = {self.timeout_s:g}; {self.why})")
+        return up
+
+    def unavailable(self, source: str, why: str) -> None:
+        """A commit or poll failed for want of a broker (until the next good one from ``source``)."""
+        self.trouble[source] = why
+
+    def available(self, source: str) -> None:
+        self.trouble.pop(source, None)
+
+    # -- polls ------------------------------------------------------------------------------
+    def poll(self, timeout_ms: int) -> dict:
+        """``consumer.poll``; an unreadable record is skipped with a placeholder dead letter."""
+        try:
+            out = self.d.consumer.poll(timeout_ms=timeout_ms)
+        except _RECORD_ERRORS as e:
+            self.skip_unreadable(e)
+            return {}
+        except kerr.KafkaError as e:
+            self.unavailable("poll", f"poll failed: {type(e).__name__}: {str(e)[:120]}")
+            time.sleep(timeout_ms / 1000)
+            return {}
+        self.available("poll")
+        return out
+
+    def skip_unreadable(self, exc: BaseException) -> None:
+        found = self._find_unreadable()
+        if found is None:
+            log.warning("poll failed on a record the client cannot decode (%s); its partition was not found",
+                        str(exc)[:200])
+            return
+        tp, offset = found
+        pipe = self.d.routes[tp.topic]
+        reason = f"unprocessable record (the Kafka client cannot decode it: {str(exc).splitlines()[0][:200]})"
+        log.warning("dead-letter %s/%d@%d: %s", tp.topic, tp.partition, offset, reason)
+        self.d.ledger.seen(tp, offset)
+        self.d.consumer.seek(tp, offset + 1)
+        self.d.counters.dead_letters += 1
+        self.d.tel.dead_letter(pipe.label, reason)
+        src = f"{tp.topic}/{tp.partition}/{offset}"
+        self.d.ledger.placeholders += 1
+        self.d.ledger.send(pipe.cfg.kafka.dead_letter_topic,
+                           *placeholder(src, reason, "the Kafka client cannot decode the record", known=False))
+
+    def _find_unreadable(self) -> tuple[TopicPartition, int] | None:
+        """The (partition, offset) whose next record a fresh consumer cannot decode either."""
+        from streamad.io import kafka as kio
+
+        c = self.d.consumer
+        candidates = []
+        for tp in c.assignment():
+            hw = c.highwater(tp)
+            try:
+                pos = c.position(tp, timeout_ms=1000)
+            except kerr.KafkaError:
+                continue
+            if pos is not None and (hw is None or pos < hw):
+                candidates.append((tp, pos))
+        probe = kio.consumer(self.d.kcfg, self.d.bootstrap, group_id=None, max_poll_records=1)
+        try:
+            for tp, pos in candidates:
+                probe.assign([tp])
+                probe.seek(tp, pos)
+                try:
+                    for _ in range(10):
+                        if probe.poll(timeout_ms=300):
+                            break
+                except _RECORD_ERRORS:
+                    return tp, pos
+        finally:
+            probe.close()
+        return None
+
+    # -- restarted logs ---------------------------------------------------------------------
+    def check_logs(self) -> None:
+        c = self.d.consumer
+        restarted: dict[TopicPartition, str] = {}
+        for topic in self.d.routes:
+            tid = c._client.cluster.topic_id(topic)  # kafka-python 3.0.x keeps topic ids from metadata
+            old = self.topic_ids.get(topic)
+            if tid is not None:
+                self.topic_ids[topic] = tid
+            if old is not None and tid is not None and tid != old:
+                restarted.update({tp: "its topic was re-created (new topic id)" for tp in c.assignment()
+                                  if tp.topic == topic})
+        for tp in c.assignment():
+            hw = c.highwater(tp)
+            try:
+                pos = c.position(tp, timeout_ms=100)
+            except kerr.KafkaError:
+                continue
+            if hw is not None and pos is not None and pos > hw and tp not in restarted:
+                restarted[tp] = f"its end ({hw}) is before the position ({pos})"
+        for tp, why in sorted(restarted.items()):
+            log.warning("partition %s/%d: the log restarted (%s); reading it again from its start", tp.topic,
+                        tp.partition, why)
+            self.d.forget_partitions([tp])
+            c.seek_to_beginning(tp)
