@@ -97,9 +97,16 @@ class AlertConfig:
 
 @dataclass
 class WorkerConfig:
-    max_batch: int = 256
+    max_batch: int = 256  # most windows per scoring pass (GPU: raise it, e.g. 4096)
     idle_stream_s: float = 300.0  # a stream silent this long is forgotten (its partial window dropped)
     threads: int = 1  # torch CPU threads for scoring (the broker client shares the machine); 0 = torch default
+    # Back-pressure: windows queued or being scored before the consumer pauses its partitions
+    # (it resumes at half). Bounds memory (about 64 KB per 1 s audio window) and queueing delay.
+    queue_windows: int = 1024
+    # A scoring pass should take at most about this long: batches are capped at
+    # latency_budget_s / (measured seconds per window), between 16 and max_batch.
+    latency_budget_s: float = 0.1
+    precision: str = "float32"  # float32 | float16 (CUDA only: the detector under autocast; CPU ignores it)
 
 
 @dataclass
@@ -139,12 +146,14 @@ class Config:
 _CHOICES = {
     "series.representation": ("patch", "spectrogram"),
     "logging.format": ("text", "json"),
+    "worker.precision": ("float32", "float16"),
 }
 _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
     "audio.frames", "series.rate_hz", "series.window", "series.hop", "kafka.partitions",
     "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
     "alerts.min_windows", "alerts.of_windows", "metrics.ready_max_lag", "metrics.stuck_after_s",
+    "worker.queue_windows", "worker.latency_budget_s",
 }
 
 

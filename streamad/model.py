@@ -75,30 +75,55 @@ class AnomalyModel:
         self.device = torch.device(device)
         return self
 
-    def patches(self, raw: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)).to(self.device)
+    def patches(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.frontend.transform(x)
+            return self.frontend.transform(self._to_device(raw))
 
-    def components(self, raw: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
+    def _to_device(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A float32 batch on the scoring device; to CUDA from pinned host memory without blocking."""
+        x = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))
+        if self.device.type != "cuda":
+            return x.to(self.device)
+        if not x.is_pinned():
+            x = x.pin_memory()
+        return x.to(self.device, non_blocking=True)
+
+    def components(self, raw: np.ndarray | torch.Tensor, batch: int = 512,
+                   precision: str = "float32") -> dict[str, np.ndarray]:
+        """Raw score components in device batches of ``batch``; ``precision="float16"`` runs the
+        detector under CUDA autocast (the front end and the mixture energy stay in float32/64)."""
         parts: list[dict[str, np.ndarray]] = []
-        for i in range(0, len(raw), batch):
-            parts.append(self.detector.score_components(self.patches(raw[i:i + batch])))
+        half = precision == "float16" and self.device.type == "cuda"
+        with torch.inference_mode():
+            for i in range(0, len(raw), batch):
+                x = self.frontend.transform(self._to_device(raw[i:i + batch]))
+                with torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                    parts.append(self.detector.score_components(x))
         if not parts:
             return {}
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    def score(self, raw: np.ndarray, batch: int = 512) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def score(self, raw: np.ndarray | torch.Tensor, batch: int = 512,
+              precision: str = "float32") -> tuple[np.ndarray, dict[str, np.ndarray]]:
         if len(raw) == 0:
             return np.zeros(0), {}
-        comps = self.components(raw, batch)
+        comps = self.components(raw, batch, precision)
         if self.calibration is None:
             raise ModelFileError("model is not calibrated")
         return self.calibration.combine(comps), comps
 
-    def score_windows(self, windows: list[Window], batch: int = 512) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Scores of buffered windows (any streams) in device batches of ``batch``."""
-        return self.score(stack_windows(windows), batch) if windows else (np.zeros(0), {})
+    def score_windows(self, windows: list[Window], batch: int = 512,
+                      precision: str = "float32") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores of buffered windows (any streams) in device batches of ``batch``. For CUDA the
+        windows are stacked straight into pinned host memory (asynchronous copies)."""
+        if not windows:
+            return np.zeros(0), {}
+        if self.device.type != "cuda":
+            return self.score(stack_windows(windows), batch, precision)
+        shape = (len(windows),) + windows[0].data.shape
+        buf = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+        np.stack([w.data for w in windows], out=buf.numpy())
+        return self.score(buf, batch, precision)
 
     # -- persistence ----------------------------------------------------------
     def save(self, out: str | Path, training: dict[str, Any] | None = None) -> Path:

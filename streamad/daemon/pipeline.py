@@ -76,7 +76,7 @@ class Pipeline:
 
     # -- windows -> scores -> alerts -------------------------------------------------
     def score(self, windows: list[Window]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return self.model.score_windows(windows, self.cfg.worker.max_batch)
+        return self.model.score_windows(windows, self.cfg.worker.max_batch, self.cfg.worker.precision)
 
     def decide(self, items: list[tuple[StreamKey, Window]], scores: np.ndarray,
                comps: dict[str, np.ndarray]) -> list[dict]:
