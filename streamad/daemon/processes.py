@@ -10,9 +10,8 @@ partitions leave the extra ones idle (standbys).
 The parent starts the children (``python -m streamad.cli run`` with the same arguments), forwards
 SIGTERM/SIGINT to them, and exits with the worst child exit code once all have exited. When one
 child fails on its own (a non-zero exit), the parent stops the others and exits with the failed
-child's code, so a
-supervisor (systemd ``Restart=on-failure``) restarts the whole set and no member is silently
-missing. Per child ``i`` (0-based): ``--metrics-port P`` becomes ``P + i`` and
+child's code, so a supervisor (systemd ``Restart=on-failure``) restarts the whole set and no
+member is silently missing. Per child ``i`` (0-based): ``--metrics-port P`` becomes ``P + i`` and
 ``--score-log FILE`` becomes ``FILE.i``.
 """
 from __future__ import annotations
