@@ -1,4 +1,4 @@
-"""Command line: streamad {train,score,eval,run,replay,broker,demo}."""
+"""Command line: streamad {train,score,eval,run,replay,broker,bench,demo}."""
 from __future__ import annotations
 
 import argparse
@@ -267,6 +267,15 @@ def cmd_replay(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    from streamad.benchmarks.bench import run
+
+    try:
+        return run(a)
+    except ValueError as e:
+        raise CliError(f"bench: {e}") from None
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from streamad.demo import run_demo
 
@@ -354,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=1, help="series: readings per record (>1: compact batch form)")
     _add_series_args(s)
     s.set_defaults(func=cmd_replay)
+
+    from streamad.benchmarks import bench
+
+    s = sub.add_parser("bench", help="benchmark: naive loop vs the daemon, backlog and live sweep, on one machine",
+                       description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(s)
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")
     s.add_argument("--ambient", default=None, help="normal recordings (default ../shared/data/audio/ambient)")
