@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", default="1,2", help="backlog runs with these process counts (default 1,2)")
     p.add_argument("--live-processes", type=int, default=1, help="daemon processes in the live phase (default 1)")
     p.add_argument("--naive-seconds", type=float, help="naive loop measuring time (default 30; quick 10)")
+    p.add_argument("--naive-threads", type=int, default=1,
+                   help="torch threads of the naive loop (default 1: its best on a shared 2-core box; 0 = torch's "
+                        "default)")
     p.add_argument("--chunk-s", type=float, default=0.1, help="seconds of audio per record (default 0.1)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the benchmark topics (default 4)")
     p.add_argument("--alert-fraction", type=float, default=0.02,
@@ -109,13 +112,13 @@ def model_phase(model: Path, seconds: float) -> dict:
     return measure(AnomalyModel.load(model, device="cpu"), 256, seconds, show=False)
 
 
-def naive_phase(ctx: Ctx, topic: str, seconds: float) -> dict:
+def naive_phase(ctx: Ctx, topic: str, windows: int, seconds: float, threads: int) -> dict:
     import subprocess
 
     report = ctx.out / "naive.json"
     cmd = [sys.executable, "-m", "streamad.benchmarks.bench_naive", "--bootstrap", ctx.bootstrap, "--topic", topic,
            "--group", f"naive-{uuid.uuid4().hex[:6]}", "--model", str(ctx.model), "--seconds", str(seconds),
-           "--report", str(report)]
+           "--warmup", str(min(50, windows // 4)), "--threads", str(threads), "--report", str(report)]
     t0 = time.time()
     p = subprocess.Popen(cmd)
     peak = 0.0
@@ -163,6 +166,14 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     return bench_report.backlog_summary(rows, windows, processes, rc)
 
 
+SETTINGS = ("quick", "streams", "live_seconds", "warmup_s", "backlog_streams", "backlog_seconds", "chunk_s",
+            "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes")
+
+
+def data_dir(a: argparse.Namespace) -> Path:
+    return Path(a.data) if a.data else Path.cwd().parent / "shared" / "data" / "audio" / "ambient"
+
+
 def run(a: argparse.Namespace) -> int:
     _defaults(a)
     out = Path(a.out)
@@ -171,12 +182,10 @@ def run(a: argparse.Namespace) -> int:
         from streamad.benchmarks.bench_soak import soak
 
         return soak(a, out, say)
-    data = Path(a.data) if a.data else Path.cwd().parent / "shared" / "data" / "audio" / "ambient"
-    res: dict = {"command": "streamad bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
-                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "box": box_info(),
-                 "settings": {k: getattr(a, k) for k in ("quick", "streams", "live_seconds", "warmup_s",
-                                                          "backlog_streams", "backlog_seconds", "chunk_s",
-                                                          "partitions", "alert_fraction", "naive_seconds")}}
+    argv = sys.argv[2:] if sys.argv[1:2] == ["bench"] else []
+    res: dict = {"command": "streamad bench " + shlex.join(argv), "box": box_info(),
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "settings": {k: getattr(a, k) for k in SETTINGS}}
     from streamad.broker import EmbeddedBroker
 
     broker = None if a.bootstrap else EmbeddedBroker().start()
@@ -184,8 +193,8 @@ def run(a: argparse.Namespace) -> int:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
                   a.partitions, a.chunk_s, broker.proc.pid if broker else None, say)
         say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
-        sig = corpus(data, out)
-        ctx.model, res["model"] = prepare_model(out, data, sig, Path(a.model) if a.model else None,
+        sig = corpus(data_dir(a), out)
+        ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,
                                                 a.alert_fraction)
         _phases(a, ctx, res)
     finally:
@@ -209,7 +218,7 @@ def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
         topic, windows = produce_backlog(ctx, a.backlog_streams, a.backlog_seconds)
         if "naive" in a.phases:
             say(f"naive loop ({a.naive_seconds:.0f} s after warm-up)")
-            res["naive"] = naive_phase(ctx, topic, a.naive_seconds)
+            res["naive"] = naive_phase(ctx, topic, windows, a.naive_seconds, a.naive_threads)
             say(f"  {res['naive']['windows_per_s']} windows/s")
         if "backlog" in a.phases:
             res["backlog"] = []

@@ -219,9 +219,9 @@ def run_live(ctx: Ctx, n: int, seconds: float, warmup_s: float, processes: int =
     collector.join(5)
     ctx.drop_topics(topic)
     lo, hi = t0 + warmup_s, t0 + seconds
-    res = {"streams": n, "processes": processes, "seconds": seconds, "warmup_s": warmup_s,
-           "windows_due_per_s": 2.0 * n, "records_due_per_s": round(n / ctx.chunk_s), "daemon_exit": rc, **summarize(sampler.rows, lo, hi),
-           "latency": latency_stats(collector.alerts, lo, hi),
+    res = {"streams": n, "processes": processes, "seconds": seconds, "warmup_s": warmup_s, "daemon_exit": rc,
+           "windows_due_per_s": 2.0 * n, "records_due_per_s": round(n / ctx.chunk_s),
+           **summarize(sampler.rows, lo, hi), "latency": latency_stats(collector.alerts, lo, hi),
            "producer_late_max_s": max(r["late_max_s"] for r in reports),
            "producer_late_p99_s": max(r["late_p99_s"] for r in reports),
            "drain_s": round(_drained_at(sampler.rows, t_end) - t_end, 1),

@@ -47,17 +47,20 @@ def load_net(model_dir: str):
 
 def run(a: argparse.Namespace) -> dict:
     import librosa
+    import torch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaConsumer, KafkaProducer
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     score, fe, thr = load_net(a.model)
     consumer = KafkaConsumer(a.topic, bootstrap_servers=a.bootstrap, group_id=a.group, auto_offset_reset="earliest",
-                             session_timeout_ms=2000, heartbeat_interval_ms=600)  # (the embedded broker's joins)
+                             session_timeout_ms=2000, heartbeat_interval_ms=600,  # (the embedded broker's joins)
+                             consumer_timeout_ms=10000)  # the topic ran out: stop
     producer = KafkaProducer(bootstrap_servers=a.bootstrap)
     buffers: dict[bytes, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=np.float32))
-    n = 0
-    t_warm = t_end = None
+    stamps: list[float] = []  # when each window was scored
     try:
         for msg in consumer:
             x = np.frombuffer(msg.value, dtype="<i2").astype(np.float32) / 32768.0
@@ -69,21 +72,17 @@ def run(a: argparse.Namespace) -> dict:
                 s = score(librosa.power_to_db(mel[:, :fe.frames]))
                 if s > thr:
                     producer.send(a.topic + "-naive-alerts", key=msg.key, value=json.dumps({"score": s}).encode())
-                n += 1
-                if n == a.warmup:
-                    t_warm = time.perf_counter()
+                stamps.append(time.perf_counter())
             buffers[msg.key] = buf
-            if t_warm is not None and time.perf_counter() - t_warm > a.seconds:
-                t_end = time.perf_counter()
+            if len(stamps) > a.warmup and stamps[-1] - stamps[a.warmup] > a.seconds:
                 break
     finally:
         consumer.close(autocommit=False)
         producer.close(timeout=5)
-    import torch
-
-    dt = (t_end or time.perf_counter()) - (t_warm or time.perf_counter())
-    return {"windows": n - a.warmup, "seconds": round(dt, 2), "windows_per_s": round((n - a.warmup) / dt, 1)
-            if dt > 0 else None, "torch_threads": torch.get_num_threads()}
+    n = len(stamps) - 1 - a.warmup  # windows scored after the clock started at window `warmup`
+    dt = stamps[-1] - stamps[a.warmup] if n > 0 else 0.0
+    return {"windows": max(0, n), "seconds": round(dt, 2), "windows_per_s": round(n / dt, 1) if dt > 0 else None,
+            "torch_threads": torch.get_num_threads()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--seconds", type=float, default=30.0, help="measure this long after the warm-up")
     p.add_argument("--warmup", type=int, default=50, help="windows before the clock starts")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as a new user has it)")
     p.add_argument("--report", required=True)
     a = p.parse_args(argv)
     with open(a.report, "w") as f:

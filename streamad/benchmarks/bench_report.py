@@ -55,10 +55,11 @@ def markdown(res: dict) -> str:
     box, lines = res.get("box", {}), []
     lines.append(f"Run `{res.get('command', 'streamad bench')}` on {box.get('cpus')} CPUs ({box.get('cpu_model')}), "
                  f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; load average at start "
-                 f"{box.get('loadavg')}, at end {box.get('loadavg_end')}; {res.get('started')} – {res.get('finished')}.")
+                 f"{box.get('loadavg')}, at end {box.get('loadavg_end')}; "
+                 f"{res.get('started')} – {res.get('finished')}.")
     m = res.get("model", {})
     lines.append(f"Model: {m.get('detector')} {m.get('model_version')} (default size), threshold set so that "
-                 f"{100 * m.get('alert_fraction_target', 0):g} % of windows trigger; 1 s windows, 0.5 s hop, "
+                 f"{100 * m.get('alert_fraction_target', 0):g} % of windows open an alert; 1 s windows, 0.5 s hop, "
                  f"{res.get('settings', {}).get('chunk_s')} s chunks.\n")
     lines += ["| measurement | windows/s | live 16 kHz streams | CPU % | peak RSS MB |", "|---|---|---|---|---|"]
     mo, nv = res.get("model_only"), res.get("naive")
@@ -71,7 +72,8 @@ def markdown(res: dict) -> str:
     for b in res.get("backlog", []):
         lines.append(f"| streamad backlog, {b['processes']} process(es): {_f(b['windows'])} windows "
                      f"(steady 10–90 %: {_f(b.get('steady_windows_per_s'))}) | {_f(b.get('windows_per_s'))} | "
-                     f"{_f(b.get('live_streams_equivalent'))} | {_f(b.get('daemon_cpu_pct'))} | {_f(b.get('rss_mb_max'))} |")
+                     f"{_f(b.get('live_streams_equivalent'))} | {_f(b.get('daemon_cpu_pct'))} | "
+                     f"{_f(b.get('rss_mb_max'))} |")
     r = ratios(res)
     if r:
         lines.append("\nRatios: " + ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in r.items()) + ".")

@@ -40,7 +40,9 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
 
     if not a.soak_streams:
         raise ValueError("--soak needs --soak-streams N (80 % of the live capacity measured by the sweep)")
-    data = Path(a.data) if a.data else Path.cwd().parent / "shared" / "data" / "audio" / "ambient"
+    from streamad.benchmarks.bench import data_dir
+
+    data = data_dir(a)
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
