@@ -19,8 +19,9 @@ Adaptive batch: the worker takes the queued jobs of one pipeline, oldest first, 
 
     cap = clamp(latency_budget_s / cost, min(MIN_BATCH, max_batch), max_batch)   windows,
 
-``cost`` being the moving average (EWMA, weight 0.2) of seconds per window of the batches
-scored so far, so one batch takes about ``worker.latency_budget_s`` at most. Under light load a
+``cost`` being the moving average (EWMA, weight 0.2) of seconds per window of the batches of at
+least MIN_BATCH windows scored so far, so one batch takes about ``worker.latency_budget_s`` at
+most. Under light load a
 batch is whatever is queued (small batches, low latency); under heavy load batches grow to the
 cap (the per-batch overhead is amortised). A job larger than the cap is scored alone (jobs are
 split at ``max_batch`` on submission).
@@ -145,7 +146,7 @@ class ScoringWorker:
                 self._cv.wait()
             if self._stop:
                 return None
-            cap, jobs, n = self.cap(), [self._queue.popleft()], 0
+            cap, jobs = self.cap(), [self._queue.popleft()]
             n = len(jobs[0].items)
             while self._queue and self._queue[0].pipe is jobs[0].pipe and n + len(self._queue[0].items) <= cap:
                 n += len(self._queue[0].items)
@@ -169,8 +170,9 @@ class ScoringWorker:
                     self._error = e
                 self._ready.set()
                 return
-            per = dt / max(1, len(windows))
-            self.cost = per if self.cost is None else (1 - EWMA) * self.cost + EWMA * per
+            if len(windows) >= MIN_BATCH:  # a tiny batch is mostly fixed overhead: it tells little
+                per = dt / len(windows)
+                self.cost = per if self.cost is None else (1 - EWMA) * self.cost + EWMA * per
             with self._cv:
                 self.batches += 1
                 self._done.append(Result(jobs, scores, comps, dt))
