@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -81,8 +82,15 @@ def test_tiny_bench_run_writes_every_result(broker, tmp_path, audio_model):
            "--data", str(AMBIENT), "--model", str(audio_model), "--phases", "naive,backlog,live",
            "--backlog-streams", "4", "--backlog-seconds", "6", "--processes", "1", "--naive-seconds", "2",
            "--streams", "6", "--live-seconds", "8", "--warmup-s", "2", "--partitions", "2"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert p.returncode == 0, p.stderr[-3000:]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        _stdout, stderr = p.communicate(timeout=400)
+    finally:
+        if p.poll() is None:  # the benchmark and every process it started
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 0, stderr[-3000:]
     res = json.loads((out / "performance.json").read_text())
     assert res["naive"]["windows"] > 0
     (b,) = res["backlog"]
@@ -91,4 +99,4 @@ def test_tiny_bench_run_writes_every_result(broker, tmp_path, audio_model):
     assert live["streams"] == 6 and live["daemon_exit"] == 0 and live["lag_series"]
     assert {"p50_s", "p95_s", "p99_s"} <= set(live["latency"])
     assert (out / "performance.md").read_text().count("|") > 20 and (out / "performance.png").exists()
-    assert "[bench" in p.stderr  # progress on long runs
+    assert "[bench" in stderr  # progress on long runs
