@@ -267,15 +267,6 @@ def cmd_replay(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(a: argparse.Namespace) -> int:
-    from streamad.benchmarks.bench import run
-
-    try:
-        return run(a)
-    except ValueError as e:
-        raise CliError(f"bench: {e}") from None
-
-
 def cmd_demo(a: argparse.Namespace) -> int:
     from streamad.demo import run_demo
 
@@ -369,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmark: naive loop vs the daemon, backlog and live sweep, on one machine",
                        description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_arguments(s)
-    s.set_defaults(func=cmd_bench)
+    s.set_defaults(func=bench.run)
 
     s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")
     s.add_argument("--ambient", default=None, help="normal recordings (default ../shared/data/audio/ambient)")

@@ -34,6 +34,7 @@ from pathlib import Path
 from streamad.benchmarks import bench_report
 from streamad.benchmarks.bench_env import HOP, SR, WINDOW, DaemonRun, corpus, prepare_model, proc_stats, write_config
 from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
+from streamad.config import ConfigError
 
 TS0 = 1_800_000_000.0  # backlog capture time: on the window grid
 PHASES = ("model", "naive", "backlog", "live")
@@ -81,7 +82,7 @@ def _defaults(a: argparse.Namespace) -> None:
     a.process_counts = [int(x) for x in a.processes.split(",") if x]
     bad = set(a.phases) - set(PHASES)
     if bad:
-        raise ValueError(f"--phases: unknown {', '.join(sorted(bad))} (choose from {', '.join(PHASES)})")
+        raise ConfigError(f"bench --phases: unknown {', '.join(sorted(bad))} (choose from {', '.join(PHASES)})")
 
 
 def say(msg: str) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from streamad.benchmarks.bench_env import DaemonRun, proc_stats, write_config
 
+
 @dataclass
 class Ctx:
     """What every run of one ``streamad bench`` shares."""

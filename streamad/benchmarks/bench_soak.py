@@ -28,8 +28,16 @@ import numpy as np
 
 from streamad.benchmarks import bench_report
 from streamad.benchmarks.bench_env import DaemonRun, corpus, prepare_model, write_config
-from streamad.benchmarks.bench_live import (AlertCollector, Ctx, Sampler, latency_stats, spawn_producers,
-                                            summarize, wait_producers)
+from streamad.benchmarks.bench_live import (
+    AlertCollector,
+    Ctx,
+    Sampler,
+    latency_stats,
+    spawn_producers,
+    summarize,
+    wait_producers,
+)
+from streamad.config import ConfigError
 
 SPAN_S = 120.0  # the "start" and "end" spans
 
@@ -39,7 +47,7 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
     from streamad.io.kafka import ensure_topics
 
     if not a.soak_streams:
-        raise ValueError("--soak needs --soak-streams N (80 % of the live capacity measured by the sweep)")
+        raise ConfigError("bench --soak needs --soak-streams N (80 % of the live capacity measured by the sweep)")
     from streamad.benchmarks.bench import data_dir
 
     data = data_dir(a)

@@ -55,6 +55,7 @@ class Counters:
     dead_letters: int = 0
     evicted_streams: int = 0
     scoring_s: float = 0.0
+    scoring_cpu_s: float = 0.0
     batches: int = 0
     pauses: int = 0
 
@@ -144,7 +145,7 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self.counters)
-        d["scoring_s"] = round(d["scoring_s"], 3)
+        d["scoring_s"], d["scoring_cpu_s"] = round(d["scoring_s"], 3), round(d["scoring_cpu_s"], 3)
         d["commits"] = self.ledger.commits if self.ledger else 0
         d["streams"] = sum(len(p.streams) for p in self.pipelines)
         d["queued_windows"] = self.worker.depth if self.worker else 0
@@ -194,6 +195,7 @@ class Daemon:
         results = self.worker.finished()
         for r in results:
             self.counters.scoring_s += r.seconds
+            self.counters.scoring_cpu_s += r.cpu_s
             self.counters.batches += 1
             scored = 0
             for job, scores, comps in r.split():

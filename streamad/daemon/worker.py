@@ -70,6 +70,7 @@ class Result:
     scores: np.ndarray  # one score per window of the jobs, concatenated
     comps: dict[str, np.ndarray]
     seconds: float  # wall time of the scoring pass (without the test delay)
+    cpu_s: float = 0.0  # CPU time of the worker thread in it (less than ``seconds``: waits for CPU or the GIL)
 
     def split(self):
         """(job, scores, components) per job."""
@@ -160,9 +161,9 @@ class ScoringWorker:
                 return
             try:
                 windows = [w for j in jobs for _k, w in j.items]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 scores, comps = jobs[0].pipe.score(windows)
-                dt = time.perf_counter() - t0
+                dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
                 if self.delay_s:
                     time.sleep(self.delay_s)
             except BaseException as e:  # handed to the poll loop, which stops the daemon
@@ -175,5 +176,5 @@ class ScoringWorker:
                 self.cost = per if self.cost is None else (1 - EWMA) * self.cost + EWMA * per
             with self._cv:
                 self.batches += 1
-                self._done.append(Result(jobs, scores, comps, dt))
+                self._done.append(Result(jobs, scores, comps, dt, cpu))
             self._ready.set()
