@@ -184,15 +184,19 @@ class Daemon:
         return items
 
     def poll_timeout_ms(self) -> int:
-        """Short polls while windows are being scored, so that finished batches are decided promptly."""
+        """Short polls while windows are being scored, so that finished batches are decided promptly;
+        none while paused (``collect`` waits on the worker instead: nothing can be fetched)."""
         if self.worker.idle:
             return self.kcfg.poll_timeout_ms
-        return min(self.kcfg.poll_timeout_ms, BUSY_POLL_MS)
+        return 0 if self.paused else min(self.kcfg.poll_timeout_ms, BUSY_POLL_MS)
 
     def collect(self) -> None:
         """Take back the scored batches: decide, publish, commit (every commit comes after the
         acknowledgements); then pause or resume the partitions (back-pressure)."""
         results = self.worker.finished()
+        if not results and self.paused:  # the queue is full: wait for the worker, not the broker
+            self.worker.wait(self.kcfg.poll_timeout_ms / 1000)
+            results = self.worker.finished()
         for r in results:
             self.counters.scoring_s += r.seconds
             self.counters.scoring_cpu_s += r.cpu_s
