@@ -1,4 +1,4 @@
-"""Command line: streamad {train,score,eval,run,replay,broker,demo,detectors}."""
+"""Command line: streamad {train,score,eval,run,replay,broker,bench,alerts,detectors,demo}."""
 from __future__ import annotations
 
 import argparse
@@ -172,7 +172,6 @@ def cmd_run(a: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload during start-up: the models being loaded are current
-    from streamad.broker import EmbeddedBroker
     from streamad.daemon import DeliveryError, setup_logging
     from streamad.daemon.supervisor import DaemonExit
     from streamad.io.kafka import BrokerTimeout, ensure_topics
@@ -180,6 +179,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfgs = _run_configs(a.config)
     a.bootstrap = _bootstrap_arg(a.bootstrap)
     setup_logging(a.log_level, a.log_format or cfgs[0].logging.format)
+    if a.processes < 1:
+        raise CliError(f"run: --processes must be >= 1, got {a.processes}")
+    if a.processes > 1:
+        return _run_processes(a, cfgs)
     pipes = _pipelines(a, a.config, cfgs)
     first = pipes[0].cfg
     if first.worker.threads > 0:
@@ -187,13 +190,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         torch.set_num_threads(first.worker.threads)
     k = first.kafka
-    broker, bootstrap = None, a.bootstrap or k.bootstrap_servers
-    if bootstrap is None:
-        broker = EmbeddedBroker(port=k.embedded_port).start()
-        bootstrap = broker.bootstrap
-        print(f"streamad: embedded broker at {bootstrap}", file=sys.stderr, flush=True)
-        if k.session_timeout_ms is None:  # the embedded broker holds joins for session/2
-            k.session_timeout_ms, k.heartbeat_interval_ms = 2000, 600
+    broker, bootstrap = _broker(a, k)
     try:
         topics = [t for p in pipes for t in p.cfg.kafka.input_topics + [p.cfg.kafka.alert_topic,
                                                                          p.cfg.kafka.dead_letter_topic]]
@@ -229,6 +226,33 @@ def cmd_run(a: argparse.Namespace) -> int:
                 daemon.score_log.close()
             if server:
                 server.stop()
+    finally:
+        if broker:
+            broker.stop()
+
+
+def _broker(a: argparse.Namespace, k):
+    """(embedded broker or None, bootstrap): the embedded broker when no cluster is configured."""
+    from streamad.broker import EmbeddedBroker
+
+    broker, bootstrap = None, a.bootstrap or k.bootstrap_servers
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=k.embedded_port).start()
+        bootstrap = broker.bootstrap
+        print(f"streamad: embedded broker at {bootstrap}", file=sys.stderr, flush=True)
+    if (broker is not None or a.embedded_broker) and k.session_timeout_ms is None:
+        k.session_timeout_ms, k.heartbeat_interval_ms = 2000, 600  # it holds joins for session/2
+    return broker, bootstrap
+
+
+def _run_processes(a: argparse.Namespace, cfgs: list) -> int:
+    """``--processes N``: N children of one consumer group (streamad/daemon/processes.py)."""
+    from streamad.daemon.processes import child_args, run_processes
+
+    broker, bootstrap = _broker(a, cfgs[0].kafka)
+    port = a.metrics_port if a.metrics_port is not None else cfgs[0].metrics.port
+    try:
+        return run_processes(lambda i: child_args(a, i, bootstrap, port, broker is not None), a.processes)
     finally:
         if broker:
             broker.stop()
@@ -349,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-format", choices=("text", "json"), help="override logging.format (default: text)")
     s.add_argument("--metrics-port", type=int, metavar="N",
                    help="serve /healthz /readyz /metrics on this port (overrides metrics.port; 0 = off)")
+    s.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="run N daemon processes of one consumer group (one per core); process i serves "
+                        "metrics on port+i and writes --score-log FILE.i")
+    s.add_argument("--embedded-broker", action="store_true", help=argparse.SUPPRESS)  # set by --processes
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("replay", help="publish audio files as a live chunk stream")
@@ -377,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("detectors", help="list the registered detectors, one name per line")
     s.set_defaults(func=cmd_detectors)
+
+    from streamad.benchmarks import bench
+
+    s = sub.add_parser("bench", help="benchmark: naive loop vs the daemon, backlog and live sweep, on one machine",
+                       description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(s)
+    s.set_defaults(func=bench.run)
 
     s = sub.add_parser("demo", help="broker + training + daemon + replay with inserted events, then a summary")
     s.add_argument("--ambient", default=None, help="normal recordings (default ../shared/data/audio/ambient)")

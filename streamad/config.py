@@ -138,12 +138,19 @@ class AlertConfig:
 
 @dataclass
 class WorkerConfig:
-    max_batch: int = 256  # windows per scoring pass on the device
+    max_batch: int = 256  # most windows per scoring pass (GPU: raise it, e.g. 4096)
     idle_stream_s: float = 300.0  # a stream silent this long (stream time, or wall time) is forgotten
     max_hold_s: float = 30.0  # the longest (stream time) one stream may hold its partition's commit back
     max_streams: int = 2000  # streams per pipeline; beyond it the least recently seen stream is evicted
     max_record_bytes: int = 4 * 1024 * 1024  # larger records (chunks, readings) go to the dead-letter topic
     threads: int = 1  # torch CPU threads for scoring (the broker client shares the machine); 0 = torch default
+    # Back-pressure: windows queued or being scored before the consumer pauses its partitions
+    # (it resumes at half). Bounds memory (about 64 KB per 1 s audio window) and queueing delay.
+    queue_windows: int = 1024
+    # A scoring pass should take at most about this long: batches are capped at
+    # latency_budget_s / (measured seconds per window), between 16 and max_batch.
+    latency_budget_s: float = 0.1
+    precision: str = "float32"  # float32 | float16 (CUDA only: the detector under autocast; CPU ignores it)
 
 
 @dataclass
@@ -186,6 +193,7 @@ _CHOICES = {
     "train.calibration": ("auto", "holdout", "crossfit"),
     "logging.format": ("text", "json"),
     "tabular.scaling": ("standard", "minmax", "none"),
+    "worker.precision": ("float32", "float16"),
 }
 _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
@@ -194,7 +202,7 @@ _POSITIVE = {
     "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "alerts.evidence_max_s",
     "alerts.drift_halflife_s", "metrics.ready_max_lag", "metrics.stuck_after_s",
     "kafka.poll_timeout_ms", "audio.resend_horizon_s", "worker.idle_stream_s", "worker.max_hold_s",
-    "worker.max_streams", "worker.max_record_bytes",
+    "worker.max_streams", "worker.max_record_bytes", "worker.queue_windows", "worker.latency_budget_s",
 }
 _NON_NEGATIVE = {
     "audio.gap_tolerance_s", "series.late_tolerance_s", "series.max_gap", "alerts.cooldown_s",

@@ -19,6 +19,27 @@ from streamad.model import AnomalyModel
 from streamad.progress import bar
 
 
+def measure(m: AnomalyModel, batch: int = 256, seconds: float = 10.0, show: bool = True) -> dict:
+    """Windows per second of ``m.score`` on random real-length windows, after one warm-up batch."""
+    shape = (batch, *kind_of(m.cfg).window_shape(m))
+    x = (np.random.default_rng(0).standard_normal(shape) * 0.05).astype(np.float32)
+    m.score(x, batch=batch)  # warm-up
+    if m.device.type == "cuda":
+        torch.cuda.synchronize()
+    n, t0 = 0, time.perf_counter()
+    with bar(int(seconds), "throughput", "s", enable=show) as pb:
+        while time.perf_counter() - t0 < seconds:
+            m.score(x, batch=batch)
+            n += batch
+            pb.n = int(time.perf_counter() - t0)
+            pb.refresh()
+    wps = n / (time.perf_counter() - t0)
+    hop_s = m.frontend.hop / m.frontend.rate
+    return {"model": m.version, "device": str(m.device), "threads": torch.get_num_threads(), "batch": batch,
+            "windows_per_s": round(wps, 1), "ms_per_window": round(1000 / wps, 3),
+            "live_streams_per_worker": int(wps * hop_s)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
@@ -29,26 +50,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    m = AnomalyModel.load(a.model, device=a.device)
-    fe = m.frontend
-    shape = (a.batch, *kind_of(m.cfg).window_shape(m))
-    x = (np.random.default_rng(0).standard_normal(shape) * 0.05).astype(np.float32)
-    m.score(x)  # warm-up
-    if m.device.type == "cuda":
-        torch.cuda.synchronize()
-    n, t0 = 0, time.perf_counter()
-    with bar(int(a.seconds), "throughput", "s") as pb:
-        while time.perf_counter() - t0 < a.seconds:
-            m.score(x, batch=a.batch)
-            n += a.batch
-            pb.n = int(time.perf_counter() - t0)
-            pb.refresh()
-    dt = time.perf_counter() - t0
-    wps = n / dt
-    hop_s = fe.hop / fe.rate
-    print(json.dumps({"model": m.version, "device": str(m.device), "threads": torch.get_num_threads(),
-                      "batch": a.batch, "windows_per_s": round(wps, 1), "ms_per_window": round(1000 / wps, 3),
-                      "live_streams_per_worker": int(wps * hop_s)}))
+    print(json.dumps(measure(AnomalyModel.load(a.model, device=a.device), a.batch, a.seconds)))
     return 0
 
 

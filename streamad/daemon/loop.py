@@ -1,14 +1,19 @@
 """The long-lived daemon: Kafka in -> pipelines -> alerts and dead letters out -> commit.
 
 One process runs one or more pipelines (one per config: audio, sensor, heart-rate) on one
-consumer. For every poll:
+consumer. The poll loop (this module, one thread) does, per iteration:
 
-1. each record goes to the pipeline of its topic, which decodes it into its stream's buffer
-   (a record that cannot be used goes to the dead-letter topic with the reason);
-2. each pipeline scores all its complete windows in one batched pass and applies the alert
-   rule; alerts are produced;
+1. poll; each record goes to the pipeline of its topic, which decodes it into its stream's
+   buffer (a record that cannot be used goes to the dead-letter topic with the reason); each
+   pipeline's complete windows are queued for the scoring worker (:mod:`.worker`, a thread of
+   its own: scoring never delays polling, heartbeats or commits);
+2. take back the batches the worker has scored: apply each pipeline's alert rule (per stream,
+   in window order), produce the alerts;
 3. the offset ledger flushes the producer, checks every acknowledgement and commits, per
-   partition, the oldest offset a future window or open event still needs.
+   partition, the oldest offset a future window, an open event or a window still queued or
+   being scored needs;
+4. back-pressure: while ``worker.queue_windows`` windows wait, every assigned partition is
+   paused (polling goes on); they resume once the queue is down to half.
 
 So an offset is committed only after every alert for the records before it was acknowledged
 (at-least-once); after a crash the daemon re-reads from there and re-creates the same windows
@@ -26,17 +31,19 @@ from typing import Any, Callable
 from kafka import ConsumerRebalanceListener
 from kafka.structs import TopicPartition
 
-from streamad.config import ConfigError, KafkaConfig
+from streamad.config import ConfigError, KafkaConfig, WorkerConfig
 from streamad.daemon.health import HealthState, kafka_connected
 from streamad.daemon.ledger import BrokerUnavailable, DeliveryError, OffsetLedger
 from streamad.daemon.pipeline import Pipeline
 from streamad.daemon.reload import Reloader
 from streamad.daemon.supervisor import DaemonExit, Supervisor
 from streamad.daemon.telemetry import Telemetry, partition_lags
+from streamad.daemon.worker import Job, ScoringWorker
 from streamad.io import kafka as kio
 from streamad.io.codecs import PayloadError, encode_alert
 
 log = logging.getLogger("streamad.daemon")
+BUSY_POLL_MS = 10  # poll timeout while windows are being scored: decide them promptly
 
 __all__ = ["Daemon", "DaemonExit", "DeliveryError", "Counters"]
 
@@ -52,12 +59,15 @@ class Counters:
     duplicates: int = 0  # samples / readings
     dropped_samples: int = 0
     nonfinite_scores: int = 0
+    scoring_cpu_s: float = 0.0
+    batches: int = 0
+    pauses: int = 0
 
 
 class Daemon:
     def __init__(self, pipelines: list[Pipeline], bootstrap: str, kcfg: KafkaConfig,
                  idle_stream_s: float = 300.0, stats_every_s: float = 30.0, telemetry: Telemetry | None = None,
-                 health: HealthState | None = None):
+                 health: HealthState | None = None, worker: WorkerConfig | None = None):
         self.routes: dict[str, Pipeline] = {}
         for p in pipelines:
             for t in p.cfg.kafka.input_topics:
@@ -73,6 +83,12 @@ class Daemon:
         self.embedded = None  # the EmbeddedBroker this process started, supervised (supervisor.py)
         self.on_embedded_restart: Callable[[], None] | None = None
         self.reloader = Reloader(self)  # SIGHUP: hot model reload (reload.py)
+        self.wcfg = worker or pipelines[0].cfg.worker
+        self.worker: ScoringWorker | None = None
+        self.inflight: dict[int, Job] = {}  # queued or being scored, not yet decided
+        self.generation = 0  # revocations so far; a job remembers the value at submission
+        self.revoked_in: dict[tuple[str, int], int] = {}  # partition -> generation of its last revocation
+        self.paused = False
         self.on_alert: Callable[[dict], None] | None = None
         self.score_log = None  # optional text file: one JSON line per scored window (audit trail)
         self.tel = telemetry or Telemetry()
@@ -100,24 +116,27 @@ class Daemon:
             return 0
         self.ledger = OffsetLedger(self.consumer, self.producer)
         self.supervisor = Supervisor(self, self.embedded, self.on_embedded_restart)
+        self.worker = ScoringWorker(self.wcfg.max_batch, self.wcfg.latency_budget_s)
         self.consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         log.info("subscribed to %s on %s (group %s)", ", ".join(self.routes), self.bootstrap, self.kcfg.group_id)
         t_end = time.monotonic() + max_seconds if max_seconds else None
         last_stats = time.monotonic()
         try:
             while not self.stopping and not (t_end and time.monotonic() > t_end):
-                batches = self.supervisor.poll(self.kcfg.poll_timeout_ms)
+                batches = self.supervisor.poll(self.poll_timeout_ms())
                 if batches:
                     self.process(batches)
+                self.collect()
                 self.evict_idle()
                 self.observe()
                 if time.monotonic() - last_stats > self.stats_every_s:
                     last_stats = time.monotonic()
                     log.info("stats %s", json.dumps(self.stats()))
-            self.commit()
+            self.drain()
             log.info("stopped cleanly; %s", json.dumps(self.stats()))
             return 0
         finally:
+            self.worker.close()
             self.supervisor.stop()
             try:
                 self.producer.flush(timeout=10)
@@ -128,13 +147,17 @@ class Daemon:
                 self.producer.close(timeout=5)
 
     def observe(self) -> None:
-        """Once per loop iteration: liveness, broker connection, partition lags, active streams."""
+        """Once per loop iteration: liveness, broker connection, partition lags, streams, scoring queue."""
         self.health.tick()
         up = self.supervisor.tick()
         self.health.set_broker_up(up and kafka_connected(self.consumer))
         self.reloader.maybe_reload()
         for (topic, part), lag in partition_lags(self.consumer, self.ledger.consumed).items():
             self.tel.set_lag(topic, part, lag)
+        queued: dict[str, int] = {}
+        for job in self.inflight.values():
+            queued[job.pipe.label] = queued.get(job.pipe.label, 0) + len(job.items)
+        paused = {(tp.topic, tp.partition) for tp in self.consumer.paused()}
         for p in self.pipelines:
             self.tel.streams_active(p.label, len(p.streams))
             t = p.drain_tally()
@@ -144,6 +167,8 @@ class Daemon:
             c.dropped_samples += t["dropped"]
             c.nonfinite_scores += t["nonfinite"]
             c.evicted_streams += t["evicted"]
+            self.tel.scoring_queue_depth(p.label, queued.get(p.label, 0))
+            self.tel.paused_partitions(p.label, sum(1 for tp in paused if self.routes.get(tp[0]) is p))
         if time.monotonic() - self._drift_at > 10.0:  # per-stream drift: a bounded set of series
             self._drift_at = time.monotonic()
             for p in self.pipelines:
@@ -151,15 +176,16 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self.counters)
-        d["scoring_s"] = round(d["scoring_s"], 3)
+        d["scoring_s"], d["scoring_cpu_s"] = round(d["scoring_s"], 3), round(d["scoring_cpu_s"], 3)
         d["commits"] = self.ledger.commits if self.ledger else 0
         d["dead_letter_placeholders"] = self.ledger.placeholders if self.ledger else 0
         d["streams"] = sum(len(p.streams) for p in self.pipelines)
+        d["queued_windows"] = self.worker.depth if self.worker else 0
         return d
 
     # -- the work -----------------------------------------------------------------
     def process(self, batches: dict[TopicPartition, list]) -> None:
-        """One poll's records: buffer, score, decide, publish, then commit."""
+        """One poll's records: decode into their streams' buffers, queue the complete windows for scoring."""
         pending: dict[int, list] = {}
         for tp, records in batches.items():
             pipe = self.routes[tp.topic]
@@ -171,8 +197,8 @@ class Daemon:
         for pipe in self.pipelines:
             items = pending.get(id(pipe))
             if items:
-                self.score_and_alert(pipe, items)
-        self.commit()
+                for job in self.worker.submit(pipe, items, stamp=self.generation):
+                    self.inflight[job.id] = job
 
     def accept(self, pipe: Pipeline, rec: Any, tp: tuple[str, int]) -> list:
         try:
@@ -193,20 +219,58 @@ class Daemon:
             self.send_dead_letter(pipe, rec, "; ".join(mine)[:500])
         return items
 
-    def score_and_alert(self, pipe: Pipeline, items: list) -> None:
-        t = time.perf_counter()
-        windows = [w for _, w in items]
-        scores, comps = pipe.score(windows)
-        dt = time.perf_counter() - t
-        self.counters.scoring_s += dt
+    def poll_timeout_ms(self) -> int:
+        """Short polls while windows are being scored, so that finished batches are decided promptly;
+        none while paused (``collect`` waits on the worker instead: nothing can be fetched)."""
+        if self.worker.idle:
+            return self.kcfg.poll_timeout_ms
+        return 0 if self.paused else min(self.kcfg.poll_timeout_ms, BUSY_POLL_MS)
+
+    def collect(self) -> None:
+        """Take back the scored batches: decide, publish, commit (every commit comes after the
+        acknowledgements); then pause or resume the partitions (back-pressure)."""
+        results = self.worker.finished()
+        if not results and self.paused:  # the queue is full: wait for the worker, not the broker
+            self.worker.wait(self.kcfg.poll_timeout_ms / 1000)
+            results = self.worker.finished()
+        for r in results:
+            self.counters.scoring_s += r.seconds
+            self.counters.scoring_cpu_s += r.cpu_s
+            self.counters.batches += 1
+            scored = 0
+            for job, scores, comps in r.split():
+                scored += self.score_and_alert(job, scores, comps)
+            pipe = r.jobs[0].pipe
+            self.tel.windows_scored(pipe.label, scored, r.seconds, r.scores)
+        if results:
+            self.commit()
+        self.backpressure()
+
+    def drain(self) -> None:
+        """Stopping: decide every window queued or being scored, then commit."""
+        while not self.worker.idle:
+            self.worker.wait(0.2)
+            self.collect()
+        self.commit()
+
+    def score_and_alert(self, job: Job, scores, comps: dict) -> int:
+        """Decide one scored job (a pipeline's windows, in the order they were cut) and publish its
+        alerts; windows of partitions revoked since the job was queued are dropped (the new owner
+        re-reads them). Returns the number of windows decided."""
+        self.inflight.pop(job.id, None)
+        pipe, items = job.pipe, job.items
+        keep = [i for i, (key, _w) in enumerate(items) if self.revoked_in.get(key[0], -1) <= job.stamp]
+        if len(keep) < len(items):
+            items, scores = [items[i] for i in keep], scores[keep]
+            comps = {k: v[keep] for k, v in comps.items()}
         self.counters.windows += len(items)
-        self.tel.windows_scored(pipe.label, len(items), dt, scores)
-        if self.score_log is not None:
-            for w, s in zip(windows, scores):
+        if self.score_log is not None and items:
+            for (_k, w), s in zip(items, scores):
                 self.score_log.write(json.dumps({"key": w.key, "stream_id": w.stream_id, "start": w.start,
                                                  "end": w.end, "score": float(s)}) + "\n")
             self.score_log.flush()
         self.publish(pipe, pipe.decide(items, scores, comps))
+        return len(items)
 
     def publish(self, pipe: Pipeline, records: list[dict]) -> None:
         """Alerts and closed-event records to the pipeline's alert topic (acked before the next commit)."""
@@ -222,6 +286,24 @@ class Daemon:
             if self.on_alert:
                 self.on_alert(rec)
 
+    def backpressure(self) -> None:
+        """Pause every assigned partition while ``worker.queue_windows`` windows wait to be scored
+        (polling goes on: heartbeats, rebalances, commits); resume at half of that."""
+        high = self.wcfg.queue_windows
+        if not self.paused and self.worker.depth >= high:
+            self.paused = True
+            self.counters.pauses += 1
+            log.info("scoring queue full (%d windows): pausing %d partition(s)", self.worker.depth,
+                     len(self.consumer.assignment()))
+        elif self.paused and self.worker.depth <= high // 2:
+            self.paused = False
+            self.consumer.resume(*self.consumer.paused())
+            log.info("scoring queue down to %d windows: partitions resumed", self.worker.depth)
+        if self.paused:
+            fresh = self.consumer.assignment() - self.consumer.paused()  # assigned since the pause
+            if fresh:
+                self.consumer.pause(*fresh)
+
     def send_dead_letter(self, pipe: Pipeline, rec: Any, reason: str) -> None:
         self.counters.dead_letters += 1
         self.tel.dead_letter(pipe.label, reason)
@@ -229,9 +311,12 @@ class Daemon:
         self.ledger.send_dead_letter(pipe.cfg.kafka.dead_letter_topic, rec, reason)
 
     def needed(self) -> dict[tuple[str, int], int]:
+        """Per partition, the oldest offset still needed: by a stream (future windows, k-of-n context,
+        open event) or by a window queued or being scored (released once it is decided)."""
         out: dict[tuple[str, int], int] = {}
-        for p in self.pipelines:
-            for tp, off in p.needed_offsets().items():
+        holds = [p.needed_offsets() for p in self.pipelines] + [j.hold for j in self.inflight.values()]
+        for src in holds:
+            for tp, off in src.items():
                 out[tp] = min(off, out.get(tp, off))
         return out
 
@@ -272,6 +357,8 @@ class Daemon:
         """Partitions leave this worker: remember where to re-read them, forget their streams."""
         self.ledger.revoke(tps, self.needed())
         keys = {(tp.topic, tp.partition) for tp in tps}
+        self.generation += 1  # windows of these partitions queued before now are dropped when scored
+        self.revoked_in.update((k, self.generation) for k in keys)
         self.tel.forget_partitions(keys)
         for p in self.pipelines:
             p.drop(lambda k, _st: k[0] in keys, close=False)

@@ -182,14 +182,16 @@ class Pipeline:
 
     # -- windows -> scores -> alerts -------------------------------------------------
     def score(self, windows: list[Window]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        scores, comps = self.model.score_windows(windows, self.cfg.worker.max_batch)
+        """Scores of windows (called by the scoring worker's thread: no pipeline state is touched)."""
+        return self.model.score_windows(windows, self.cfg.worker.max_batch, self.cfg.worker.precision)
+
+    def _count_nonfinite(self, items: list[tuple[StreamKey, Window]], scores: np.ndarray) -> None:
         bad = np.flatnonzero(~np.isfinite(np.asarray(scores, dtype=np.float64)))
         if len(bad):
             self.tally["nonfinite"] += len(bad)
             n = self._log_nonfinite(len(bad))
             if n:
-                log.error("%d window(s) scored NaN/inf (not alerted on), e.g. %s", n, windows[int(bad[0])].key[:80])
-        return scores, comps
+                log.error("%d window(s) scored NaN/inf (not alerted on), e.g. %s", n, items[int(bad[0])][1].key[:80])
 
     def decide(self, items: list[tuple[StreamKey, Window]], scores: np.ndarray,
                comps: dict[str, np.ndarray]) -> list[dict]:
@@ -198,6 +200,7 @@ class Pipeline:
         out: list[dict] = []
         a = self.cfg.alerts
         max_hold = self.cfg.worker.max_hold_s
+        self._count_nonfinite(items, scores)
         for i, (key, w) in enumerate(items):
             st = self.streams.get(key)
             if st is None:  # the stream was dropped (rebalance, eviction) while its windows were scored

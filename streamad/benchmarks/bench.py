@@ -1,0 +1,251 @@
+"""``streamad bench``: the naive loop and the daemon, backlog and live, in one run on one machine.
+
+    streamad bench --quick            # CI smoke: small sizes, about 2 minutes
+    streamad bench                    # the full sweep (about 20 minutes on 2 cores)
+    streamad bench --bootstrap H:P    # against a given Kafka instead of the embedded broker
+
+Phases (``--phases``, all by default), on the same recordings (the ambient set, 16 kHz) and model:
+
+* ``model``: model-only scoring speed (front end + detector + calibration, one thread, batch 256);
+* ``naive``: the loop a user writes without streamad (``bench_naive.py``), on the backlog topic;
+* ``backlog``: N streams x T seconds pre-produced, then ``streamad run`` (1 and 2 processes, fresh
+  consumer groups) scores them all: windows/s from the first record to the last window, and in the
+  steady part (10 %-90 % of the windows);
+* ``live``: for each N of the sweep, N streams produced in real time by paced producer processes
+  for a few minutes: alert latency p50/p95/p99 (capture of the window's last sample -> alert
+  received from the broker), consumer lag over time, CPU, RSS; the sweep stops at the first N the
+  daemon cannot keep up with.
+
+Writes ``OUT/performance.json``, ``OUT/performance.md`` (the tables) and ``OUT/performance.png``
+(latency and lag against N); ``--docs FILE`` also replaces the generated block of that file.
+``--soak MINUTES --soak-streams N`` runs the soak instead (``bench_soak.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from streamad.benchmarks import bench_report
+from streamad.benchmarks.bench_env import HOP, SR, WINDOW, DaemonRun, corpus, prepare_model, proc_stats, write_config
+from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
+from streamad.config import ConfigError
+
+TS0 = 1_800_000_000.0  # backlog capture time: on the window grid
+PHASES = ("model", "naive", "backlog", "live")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="CI smoke sizes (about 2 minutes)")
+    p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka to use (default: start the embedded broker)")
+    p.add_argument("--out", default="bench-out", metavar="DIR", help="results, model, logs (default bench-out)")
+    p.add_argument("--data", metavar="DIR", help="ambient recordings (default ../shared/data/audio/ambient)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="audio model to benchmark (default: train a small one)")
+    p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
+    p.add_argument("--streams", help="live sweep, comma-separated N (default 10,100,300,500,1000,1500,2000,3000; "
+                                     "quick: 10,100)")
+    p.add_argument("--live-seconds", type=float, help="seconds per live point (default 120; quick 20)")
+    p.add_argument("--warmup-s", type=float, help="live seconds not counted (default 15; quick 5)")
+    p.add_argument("--backlog-streams", type=int, help="backlog streams (default 100; quick 20)")
+    p.add_argument("--backlog-seconds", type=float, help="backlog seconds per stream (default 60; quick 30)")
+    p.add_argument("--processes", default="1,2", help="backlog runs with these process counts (default 1,2)")
+    p.add_argument("--live-processes", type=int, default=1, help="daemon processes in the live phase (default 1)")
+    p.add_argument("--naive-seconds", type=float, help="naive loop measuring time (default 30; quick 10)")
+    p.add_argument("--naive-threads", type=int, default=1,
+                   help="torch threads of the naive loop (default 1: its best on a shared 2-core box; 0 = torch's "
+                        "default)")
+    p.add_argument("--chunk-s", type=float, default=0.1, help="seconds of audio per record (default 0.1)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the benchmark topics (default 4)")
+    p.add_argument("--alert-fraction", type=float, default=0.02,
+                   help="fraction of windows over the benchmark threshold (default 0.02)")
+    p.add_argument("--docs", metavar="FILE", help="also write the tables into FILE's generated block")
+    p.add_argument("--soak", type=float, metavar="MINUTES", help="run the soak instead of the sweep")
+    p.add_argument("--soak-streams", type=int, help="streams in the soak (80 %% of the live capacity)")
+    p.add_argument("--soak-rotate-s", type=float, default=60.0,
+                   help="soak: seconds per input topic before the producers move on (default 60)")
+
+
+def _defaults(a: argparse.Namespace) -> None:
+    q = a.quick
+    a.streams = [int(x) for x in (a.streams or ("10,100" if q else "10,100,300,500,1000,1500,2000,3000")).split(",")]
+    a.live_seconds = a.live_seconds or (20.0 if q else 120.0)
+    a.warmup_s = a.warmup_s if a.warmup_s is not None else (5.0 if q else 15.0)
+    a.backlog_streams = a.backlog_streams or (20 if q else 100)
+    a.backlog_seconds = a.backlog_seconds or (30.0 if q else 60.0)
+    a.naive_seconds = a.naive_seconds or (10.0 if q else 30.0)
+    a.phases = [x for x in a.phases.split(",") if x]
+    a.process_counts = [int(x) for x in a.processes.split(",") if x]
+    bad = set(a.phases) - set(PHASES)
+    if bad:
+        raise ConfigError(f"bench --phases: unknown {', '.join(sorted(bad))} (choose from {', '.join(PHASES)})")
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def box_info() -> dict:
+    info = {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+        info["cpu_model"] = cpu[0].split(":", 1)[1].strip() if cpu else None
+    except OSError:
+        pass
+    import torch
+
+    info.update(torch=torch.__version__, cuda=torch.cuda.is_available(),
+                gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    return info
+
+
+def model_phase(model: Path, seconds: float) -> dict:
+    import torch
+
+    from streamad.benchmarks.throughput import measure
+    from streamad.model import AnomalyModel
+
+    torch.set_num_threads(1)
+    return measure(AnomalyModel.load(model, device="cpu"), 256, seconds, show=False)
+
+
+def naive_phase(ctx: Ctx, topic: str, windows: int, seconds: float, threads: int) -> dict:
+    import subprocess
+
+    report = ctx.out / "naive.json"
+    cmd = [sys.executable, "-m", "streamad.benchmarks.bench_naive", "--bootstrap", ctx.bootstrap, "--topic", topic,
+           "--group", f"naive-{uuid.uuid4().hex[:6]}", "--model", str(ctx.model), "--seconds", str(seconds),
+           "--warmup", str(min(50, windows // 4)), "--threads", str(threads), "--report", str(report)]
+    t0 = time.time()
+    p = subprocess.Popen(cmd)
+    peak = 0.0
+    while p.poll() is None:
+        peak = max(peak, proc_stats([p.pid])[1])
+        time.sleep(0.5)
+    if p.returncode != 0:
+        raise RuntimeError(f"naive loop exited with {p.returncode}")
+    res = json.loads(report.read_text())
+    res.update(rss_mb_max=round(peak, 1), wall_s=round(time.time() - t0, 1), live_streams=int(res["windows_per_s"] / 2))
+    return res
+
+
+def produce_backlog(ctx: Ctx, streams: int, seconds: float) -> tuple[str, int]:
+    """The backlog topic, pre-produced: (topic, windows it holds)."""
+    topic = ctx.topics("backlog")
+    procs = spawn_producers(ctx, topic, streams, seconds, TS0, paced=False, per_process=max(1, streams // 2))
+    wait_producers(procs)
+    return topic, streams * (1 + (int(seconds * SR) - WINDOW) // HOP)
+
+
+def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: float = 900.0) -> dict:
+    """A fresh group scores the whole backlog; sampled every 0.1 s through /metrics and /proc."""
+    cfg = write_config(ctx.out / f"backlog-{processes}.yaml", topic, f"bench-backlog-{uuid.uuid4().hex[:6]}",
+                       ctx.model, ctx.embedded)
+    d = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-backlog-{processes}.log", ctx.port(processes), processes)
+    d.start(wait=False)
+    rows, t_start = [], time.time()
+    try:
+        while time.time() - t_start < timeout:
+            time.sleep(0.1)
+            try:
+                m = d.totals()
+            except OSError:
+                continue
+            cpu, rss = proc_stats(d.pids())
+            rows.append((time.time(), m.get("streamad_records_total", 0.0),
+                         m.get("streamad_windows_scored_total", 0.0), cpu, rss))
+            if rows[-1][2] >= windows:
+                break
+            if len(rows) % 50 == 0:
+                say(f"  backlog x{processes}: {rows[-1][2]:.0f}/{windows} windows")
+    finally:
+        rc = d.stop()
+    return bench_report.backlog_summary(rows, windows, processes, rc)
+
+
+SETTINGS = ("quick", "streams", "live_seconds", "warmup_s", "backlog_streams", "backlog_seconds", "chunk_s",
+            "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes")
+
+
+def data_dir(a: argparse.Namespace) -> Path:
+    return Path(a.data) if a.data else Path.cwd().parent / "shared" / "data" / "audio" / "ambient"
+
+
+def run(a: argparse.Namespace) -> int:
+    _defaults(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.soak:
+        from streamad.benchmarks.bench_soak import soak
+
+        return soak(a, out, say)
+    argv = sys.argv[2:] if sys.argv[1:2] == ["bench"] else []
+    res: dict = {"command": "streamad bench " + shlex.join(argv), "box": box_info(),
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "settings": {k: getattr(a, k) for k in SETTINGS}}
+    from streamad.broker import EmbeddedBroker
+
+    broker = None if a.bootstrap else EmbeddedBroker().start()
+    try:
+        ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
+                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say)
+        say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
+        sig = corpus(data_dir(a), out)
+        ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,
+                                                a.alert_fraction)
+        _phases(a, ctx, res)
+    finally:
+        if broker:
+            broker.stop()
+    res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    res["box"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    bench_report.write_all(res, out, Path(a.docs) if a.docs else None)
+    say(f"results: {out / 'performance.json'}, {out / 'performance.md'}, {out / 'performance.png'}")
+    print(bench_report.markdown(res))
+    return 0
+
+
+def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
+    if "model" in a.phases:
+        say("model-only scoring speed (1 thread, batch 256)")
+        res["model_only"] = model_phase(ctx.model, 5.0 if a.quick else 15.0)
+        say(f"  {res['model_only']['windows_per_s']} windows/s")
+    if {"naive", "backlog"} & set(a.phases):
+        say(f"producing the backlog: {a.backlog_streams} streams x {a.backlog_seconds:.0f} s")
+        topic, windows = produce_backlog(ctx, a.backlog_streams, a.backlog_seconds)
+        if "naive" in a.phases:
+            say(f"naive loop ({a.naive_seconds:.0f} s after warm-up)")
+            res["naive"] = naive_phase(ctx, topic, windows, a.naive_seconds, a.naive_threads)
+            say(f"  {res['naive']['windows_per_s']} windows/s")
+        if "backlog" in a.phases:
+            res["backlog"] = []
+            for n in a.process_counts:
+                say(f"backlog: {windows} windows, {n} process(es)")
+                res["backlog"].append(backlog_run(ctx, topic, windows, n))
+                say(f"  {res['backlog'][-1]['windows_per_s']} windows/s end to end")
+        ctx.drop_topics(topic)
+    if "live" in a.phases:
+        res["live"] = []
+        for n in a.streams:
+            say(f"live: {n} streams for {a.live_seconds:.0f} s")
+            r = run_live(ctx, n, a.live_seconds, a.warmup_s, a.live_processes)
+            res["live"].append(r)
+            say(f"  p50/p95/p99 {r['latency']['p50_s']}/{r['latency']['p95_s']}/{r['latency']['p99_s']} s, "
+                f"lag max {r.get('lag_max')}: {r['verdict']}")
+            if not r["keeps_up"]:
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="streamad bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""What every phase of ``streamad bench`` shares: the recordings, the benchmark model, daemon
+configs, and a handle on a running daemon (its /metrics and its processes' CPU and memory).
+
+The benchmark model is a GMGAN of the daemon's default size, trained briefly on the ambient
+recordings (its weights do not change the cost of a forward pass), whose threshold is set so
+that a known fraction of the benchmark recordings' windows opens an alert (``alert_threshold``),
+and alert latency is measured on many alerts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+SR = 16000
+WINDOW, HOP = SR, SR // 2  # the audio defaults: 1 s windows every 0.5 s
+
+
+# -- recordings and model --------------------------------------------------------------
+def corpus(data_dir: Path, out: Path, max_files: int = 64) -> np.ndarray:
+    """The ambient recordings at 16 kHz, concatenated (float32, cached as ``out/corpus.npy``)."""
+    cache = out / "corpus.npy"
+    if cache.exists():
+        return np.load(cache)
+    from streamad.io.files import list_audio, load_audio
+
+    files = list_audio([data_dir])[:max_files]
+    if not files:
+        raise FileNotFoundError(f"no audio recordings in {data_dir}")
+    sig = np.concatenate([load_audio(f, SR) for f in files]).astype(np.float32)
+    np.save(cache, sig)
+    return sig
+
+
+def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None, alert_fraction: float,
+                  steps: int = 100) -> tuple[Path, dict]:
+    """A model directory whose threshold makes ``alert_fraction`` of the corpus windows open an alert."""
+    from streamad.config import from_dict
+    from streamad.model import AnomalyModel
+    from streamad.train import load_recordings, train_model
+    from streamad.windows.base import frame_windows
+
+    base = model
+    if base is None:
+        base = out / "model-base"
+        if not (base / "model.json").exists():
+            cfg = from_dict({"model": {"detector": "gmgan", "params": {"steps": steps}},
+                             "train": {"train_hop_s": 0.25, "threads": 1}})
+            from streamad.io.files import list_audio
+
+            train_model(cfg, load_recordings(cfg, list_audio([data_dir])[:16]), base, show_progress=False)
+    m = AnomalyModel.load(base, device="cpu")
+    wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
+    scores, _ = m.score(frame_windows(wire, WINDOW, HOP), 256)
+    thr = alert_threshold(scores, alert_fraction)
+    dst = out / "model-bench"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(base, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    meta["calibration"]["threshold"] = thr
+    meta["calibration"]["min_windows"] = meta["calibration"]["of_windows"] = 1
+    (dst / "model.json").write_text(json.dumps(meta, indent=2))
+    info = {"model_version": m.version, "detector": m.name, "params": m.detector.params, "threshold": thr,
+            "alert_fraction_target": alert_fraction, "trained_steps": meta["params"].get("steps")}
+    return dst, info
+
+
+def alert_threshold(scores: np.ndarray, fraction: float) -> float:
+    """The threshold at which ``fraction`` of the windows open an alert (1-of-1 rule, no cooldown):
+    a window over it whose predecessor is not. Searched over the score quantiles."""
+    from streamad.alerts import AlertRule
+
+    starts = np.arange(len(scores)) * 0.5
+    best, err = float(np.max(scores)), np.inf
+    for q in np.linspace(0.5, 0.999, 200):
+        thr = float(np.quantile(scores, q))
+        opens = AlertRule(thr).decide(scores, starts, starts + 1.0).opens.mean()
+        if abs(opens - fraction) < err:
+            best, err = thr, abs(opens - fraction)
+    return best
+
+
+def write_config(path: Path, topic: str, group: str, model: Path, embedded: bool, inputs: list[str] | None = None,
+                 **worker) -> Path:
+    """A daemon config for the benchmark (alerts to ``TOPIC-alerts``; ``inputs`` default ``[TOPIC]``)."""
+    kafka = {"input_topics": inputs or [topic], "alert_topic": f"{topic}-alerts", "dead_letter_topic": f"{topic}-dlq",
+             "group_id": group}
+    if embedded:
+        kafka.update(session_timeout_ms=2000, heartbeat_interval_ms=600)
+    cfg = {"kind": "audio", "kafka": kafka, "model": {"path": str(model), "device": "cpu"},
+           "alerts": {"cooldown_s": 0.0}, "worker": {"threads": 1, **worker}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+# -- /proc and /metrics --------------------------------------------------------------------
+def proc_stats(pids: list[int]) -> tuple[float, float]:
+    """(CPU seconds, RSS MB) summed over live processes (Linux /proc; zeros elsewhere)."""
+    cpu = rss = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(stat[11]) + int(stat[12])) / tick
+            rss += int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+        except (OSError, AttributeError, IndexError, ValueError):
+            pass
+    return cpu, rss
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        return int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+    except (OSError, AttributeError):
+        return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+_METRIC = re.compile(r"^(streamad_[a-z_]+)(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Every streamad series of one process's /metrics, summed over labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for name, val in _METRIC.findall(text):
+        out[name] = out.get(name, 0.0) + float(val)
+    return out
+
+
+class DaemonRun:
+    """``streamad run`` (one or ``--processes N``) as a subprocess, watched through /metrics and /proc."""
+
+    def __init__(self, cfg: Path, bootstrap: str, log: Path, port: int, processes: int = 1):
+        self.cfg, self.bootstrap, self.log, self.port, self.n = cfg, bootstrap, log, port, processes
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0, wait: bool = True) -> "DaemonRun":
+        """Start it; with ``wait``, return once every process is up and holds partitions."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        cmd = [sys.executable, "-m", "streamad.cli", "run", "--config", str(self.cfg), "--bootstrap",
+               self.bootstrap, "--metrics-port", str(self.port), "--processes", str(self.n)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=env,
+                                     start_new_session=True)
+        if not wait:
+            return self
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:  # every process up and holding its partitions
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited ({self.proc.returncode}); see {self.log}")
+            try:
+                if sum(self.scrape_each("streamad_partitions_assigned")) >= 1 and len(self.pids()) == self.n:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"daemon did not get its partitions within {timeout:.0f} s; see {self.log}")
+
+    def pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        return children(self.proc.pid) if self.n > 1 else [self.proc.pid]
+
+    def scrape_each(self, name: str) -> list[float]:
+        return [scrape(self.port + i).get(name, 0.0) for i in range(self.n)]
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i in range(self.n):
+            for k, v in scrape(self.port + i).items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()

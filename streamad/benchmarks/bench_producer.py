@@ -1,0 +1,99 @@
+"""A benchmark producer process: streams ``first .. first+count-1`` of the benchmark recordings as
+audio chunks (the wire format of ``streamad replay``), paced in real time or as fast as possible.
+
+    python -m streamad.benchmarks.bench_producer --bootstrap H:P --topic T --corpus corpus.npy \\
+        --first 0 --count 250 --seconds 60 [--paced --t0 EPOCH] [--chunk-s 0.1] --report out.json
+
+Paced (the live phase): stream j's chunk k holds the capture interval
+``[t0 + phase_j + k*chunk_s, t0 + phase_j + (k+1)*chunk_s)`` and is sent when that interval ends
+(a device sends a chunk once it has recorded it); the phases spread the streams evenly over one
+chunk period, so the load is smooth and a window's last sample waits on average half a chunk
+for its chunk to be sent. Capture timestamps are wall-clock time, so alert latency is
+``acknowledged - window end``. Not paced (the backlog phase): capture time starts at ``--t0``
+(on the window grid, phase 0) and everything is sent at once.
+
+The report: chunks sent, and how late the sends were against the schedule (a producer that
+cannot keep its schedule makes the run invalid: the box is out of CPU before the daemon is).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from streamad.config import KafkaConfig
+from streamad.io import kafka as kio
+from streamad.io.codecs import encode_audio
+
+SR = 16000
+GOLDEN = 0.6180339887
+
+
+def stream_id(j: int) -> str:
+    return f"s{j:05d}"
+
+
+def chunk_of(sig: np.ndarray, j: int, k: int, n: int) -> np.ndarray:
+    """Chunk ``k`` (``n`` samples) of stream ``j``: the corpus from the stream's own offset, looped."""
+    start = (int(j * 7.31 * SR) + k * n) % len(sig)
+    if start + n <= len(sig):
+        return sig[start:start + n]
+    return np.take(sig, np.arange(start, start + n), mode="wrap")
+
+
+def run(a: argparse.Namespace) -> dict:
+    sig = np.load(a.corpus, mmap_mode="r")
+    n = int(round(a.chunk_s * SR))
+    chunks = int(round(a.seconds / a.chunk_s))
+    streams = list(range(a.first, a.first + a.count))
+    phase = {j: ((j * GOLDEN) % 1.0) * a.chunk_s if a.paced else 0.0 for j in streams}
+    order = sorted(streams, key=phase.get)
+    prod = kio.producer(KafkaConfig(), a.bootstrap, acks=1, linger_ms=5 if a.paced else 20, retries=3)
+    late: list[float] = []
+    sent = 0
+    t_start = time.time()
+    try:
+        for k in range(chunks):
+            for j in order:
+                ts = a.t0 + phase[j] + k * a.chunk_s
+                if a.paced:
+                    delay = ts + a.chunk_s - time.time()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        late.append(-delay)
+                key, value, headers = encode_audio(stream_id(j), chunk_of(sig, j, k, n), SR, ts)
+                prod.send(a.topic, key=key, value=value, headers=headers)
+                sent += 1
+        prod.flush(timeout=60)
+    finally:
+        prod.close(timeout=10)
+    lat = np.array(late) if late else np.zeros(1)
+    return {"first": a.first, "count": a.count, "chunks_sent": sent, "wall_s": round(time.time() - t_start, 2),
+            "late_sends": len(late), "late_p99_s": round(float(np.quantile(lat, 0.99)), 4),
+            "late_max_s": round(float(lat.max()), 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--topic", required=True)
+    p.add_argument("--corpus", required=True, help="float32 .npy of 16 kHz audio")
+    p.add_argument("--first", type=int, default=0)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--chunk-s", type=float, default=0.1)
+    p.add_argument("--paced", action="store_true")
+    p.add_argument("--t0", type=float, required=True, help="capture time of the first chunk (epoch s)")
+    p.add_argument("--report", required=True)
+    a = p.parse_args(argv)
+    with open(a.report, "w") as f:
+        json.dump(run(a), f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

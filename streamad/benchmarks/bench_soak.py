@@ -1,0 +1,131 @@
+"""The soak of ``streamad bench``: N live streams for a long time; RSS and latency at start and end.
+
+    streamad bench --soak 30 --soak-streams 800        # 30 minutes at 800 streams
+
+The embedded broker keeps every record in memory and enforces no retention (800 streams of
+16 kHz int16 audio are 25.6 MB/s, 46 GB in 30 minutes), so the input rotates over topics: the
+producers move to a new topic every ``--soak-rotate-s`` seconds (default 60; one topic per
+segment, all created up front and all in the daemon's ``input_topics``), and a topic is deleted
+once the daemon has read it (two segments later). Each move starts new streams in the daemon (a
+stream is keyed by topic, partition and id); the old ones are forgotten after
+``worker.idle_stream_s``, set to 30 s here. Against a real Kafka (``--bootstrap``) retention does
+this job; the rotation is kept so that both runs are alike.
+
+Reported: latency p50/p95/p99 and the daemon's RSS over the first minutes after the warm-up
+("start"), over the last minutes ("end") and over the whole run; the RSS change end vs start;
+rebalances seen in the daemon log; producers' lateness. Results go to ``OUT/soak.json`` and into
+``OUT/performance.json`` / ``.md``.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from streamad.benchmarks import bench_report
+from streamad.benchmarks.bench_env import DaemonRun, corpus, prepare_model, write_config
+from streamad.benchmarks.bench_live import (
+    AlertCollector,
+    Ctx,
+    Sampler,
+    latency_stats,
+    spawn_producers,
+    summarize,
+    wait_producers,
+)
+from streamad.config import ConfigError
+
+SPAN_S = 120.0  # the "start" and "end" spans
+
+
+def soak(a, out: Path, say: Callable[[str], None]) -> int:
+    from streamad.broker import EmbeddedBroker
+    from streamad.io.kafka import ensure_topics
+
+    if not a.soak_streams:
+        raise ConfigError("bench --soak needs --soak-streams N (80 % of the live capacity measured by the sweep)")
+    from streamad.benchmarks.bench import data_dir
+
+    data = data_dir(a)
+    broker = None if a.bootstrap else EmbeddedBroker().start()
+    try:
+        ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
+                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say)
+        sig = corpus(data, out)
+        ctx.model, model_info = prepare_model(out, data, sig, Path(a.model) if a.model else None, a.alert_fraction)
+        base = f"soak-{uuid.uuid4().hex[:6]}"
+        segments = max(1, int(np.ceil(a.soak * 60 / a.soak_rotate_s)))
+        inputs = [f"{base}-{i}" for i in range(segments)]
+        ensure_topics(ctx.bootstrap, inputs + [f"{base}-alerts", f"{base}-dlq"], a.partitions)
+        cfg = write_config(out / "soak.yaml", base, f"bench-{base}", ctx.model, ctx.embedded, inputs=inputs,
+                           idle_stream_s=30.0)
+        res = _run(ctx, a, cfg, base, inputs, say)
+        res["model"] = model_info
+    finally:
+        if broker:
+            broker.stop()
+    (out / "soak.json").write_text(json.dumps(res, indent=1))
+    perf = out / "performance.json"
+    full = json.loads(perf.read_text()) if perf.exists() else {}
+    full["soak"] = res
+    bench_report.write_all(full, out, Path(a.docs) if a.docs else None)
+    print(bench_report.soak_markdown(res))
+    return 0
+
+
+def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
+    n, seg_s = a.soak_streams, a.soak_rotate_s
+    log = ctx.out / "daemon-soak.log"
+    daemon = DaemonRun(cfg, ctx.bootstrap, log, ctx.port(), 1).start()
+    collector = AlertCollector(ctx.bootstrap, f"{base}-alerts")
+    collector.start()
+    t0 = time.time() + 6.0
+    live: list = []
+    sampler = Sampler(daemon, lambda: [p.pid for p, _ in live] + ([ctx.broker_pid] if ctx.broker_pid else []), 5.0)
+    sampler.start()
+    reports: list[dict] = []
+    try:
+        for i, topic in enumerate(inputs):
+            t_seg = t0 + i * seg_s
+            while time.time() < t_seg - 5.0:  # the next segment's producers start 5 s ahead
+                time.sleep(0.5)
+            nxt = spawn_producers(ctx, topic, n, seg_s, t_seg, paced=True)
+            reports += wait_producers(live) if live else []
+            live[:] = nxt
+            if i >= 2:
+                ctx.drop_topics_named([inputs[i - 2]])
+            r = sampler.rows[-1] if sampler.rows else {}
+            say(f"  soak {(time.time() - t0) / 60:5.1f}/{a.soak:.0f} min: lag {r.get('lag', 0):.0f}, "
+                f"RSS {r.get('rss_mb', 0):.0f} MB, alerts {len(collector.alerts)}")
+        reports += wait_producers(live)
+        t_end = time.time()
+        time.sleep(10.0)
+    finally:
+        sampler.done.set()
+        collector.done.set()
+        rc = daemon.stop()
+    collector.join(5)
+    ctx.drop_topics_named(inputs[-2:] + [f"{base}-alerts", f"{base}-dlq"])
+    return _summary(ctx, a, sampler.rows, collector.alerts, reports, t0, t_end, rc, log)
+
+
+def _summary(ctx, a, rows, alerts, reports, t0, t_end, rc, log: Path) -> dict:
+    spans = {"start": (t0 + a.warmup_s, t0 + a.warmup_s + SPAN_S), "end": (t_end - SPAN_S, t_end),
+             "all": (t0 + a.warmup_s, t_end)}
+    res: dict = {"streams": a.soak_streams, "minutes": a.soak, "rotate_s": a.soak_rotate_s, "daemon_exit": rc,
+                 "rebalances": log.read_text().count("partitions revoked"),
+                 "producer_late_p99_s": max(r["late_p99_s"] for r in reports),
+                 "producer_late_max_s": max(r["late_max_s"] for r in reports),
+                 "rss_series": [[round((r["t"] - t0) / 60, 2), round(r["rss_mb"], 1)] for r in rows if r["t"] >= t0]}
+    for name, (lo, hi) in spans.items():
+        s = summarize(rows, lo, hi)
+        span = [r["rss_mb"] for r in rows if lo <= r["t"] <= hi]
+        res[name] = {"span": f"{(lo - t0) / 60:.1f}-{(hi - t0) / 60:.1f} min", "latency": latency_stats(alerts, lo, hi),
+                     "rss_mb": round(float(np.mean(span)), 1) if span else None, **s}
+    if res["start"]["rss_mb"] and res["end"]["rss_mb"]:
+        res["rss_change_pct"] = round(100 * (res["end"]["rss_mb"] / res["start"]["rss_mb"] - 1), 2)
+    return res

@@ -1,0 +1,102 @@
+"""``streamad bench``: its arithmetic, its report, and one tiny run on the real broker (correctness
+of the outputs only: timings are never asserted)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streamad.benchmarks import bench_report as R
+from streamad.benchmarks.bench_env import alert_threshold
+from streamad.benchmarks.bench_live import latency_stats, summarize, verdict
+from tests.conftest import AMBIENT
+
+
+def test_alert_threshold_opens_the_asked_fraction():
+    rng = np.random.default_rng(0)
+    scores = np.convolve(rng.standard_normal(5000), np.ones(3) / 3, mode="same")  # clustered like audio
+    thr = alert_threshold(scores, 0.02)
+    trig = scores > thr
+    opens = trig & ~np.concatenate([[False], trig[:-1]])
+    assert opens.mean() == pytest.approx(0.02, abs=0.004)
+
+
+def test_summaries_latency_and_verdict():
+    rows = [(0.0, 0, 0, 0.0, 400.0), (1.0, 10, 0, 0.5, 410.0), (2.0, 50, 100, 1.5, 420.0),
+            (3.0, 90, 900, 2.5, 430.0), (4.0, 100, 1000, 3.5, 425.0)]
+    b = R.backlog_summary(rows, 1000, 1, 0)
+    assert b["drain_s"] == 3.0 and b["windows_per_s"] == pytest.approx(333.3, abs=0.1)
+    assert b["rss_mb_max"] == 430.0 and b["daemon_cpu_pct"] == 100.0
+    assert R.backlog_summary(rows[:3], 1000, 1, 0)["windows_per_s"] is None  # never finished
+    alerts = [(10.3, 10.0), (11.1, 11.0), (20.0, 19.0), (99.0, 5.0)]  # (received, window end)
+    lat = latency_stats(alerts, 9.0, 30.0)
+    assert lat["alerts"] == 3 and lat["p50_s"] == 0.3 and lat["max_s"] == 1.0
+    live_rows = [{"t": t, "windows": 20.0 * t, "records": 100.0 * t, "lag": 0, "queue": 1, "paused": 0,
+                  "cpu_s": 0.5 * t, "rss_mb": 400.0, "others_cpu_s": 0.1 * t} for t in range(10)]
+    s = summarize(live_rows, 2, 8)
+    assert s["windows_per_s"] == 20.0 and s["daemon_cpu_pct"] == 50.0 and s["lag_end"] == 0
+    ok = {"streams": 10, "windows_due_per_s": 20.0, "records_due_per_s": 100, "latency": lat, **s,
+          "producer_late_p99_s": 0.01}
+    assert verdict(ok)[0]
+    assert not verdict({**ok, "windows_per_s": 15.0})[0]
+    assert not verdict({**ok, "lag_end": 500})[0]
+    assert "out of CPU" in verdict({**ok, "producer_late_p99_s": 1.0})[1]
+
+
+def _fake_results() -> dict:
+    live = [{"streams": n, "windows_due_per_s": 2.0 * n, "windows_per_s": 2.0 * n, "lag_max": n, "lag_end": 0,
+             "daemon_cpu_pct": 10.0, "rss_mb_start": 400.0, "rss_mb_end": 401.0, "broker_producers_cpu_pct": 5.0,
+             "latency": {"alerts": 5, "p50_s": 0.1, "p95_s": 0.2, "p99_s": 0.3, "max_s": 0.4},
+             "lag_series": [[0.0, 0], [1.0, n]], "keeps_up": True, "verdict": "keeps up"} for n in (10, 100)]
+    return {"box": {"cpus": 2}, "model": {"alert_fraction_target": 0.02}, "settings": {"chunk_s": 0.1},
+            "naive": {"windows_per_s": 50.0, "live_streams": 25, "rss_mb_max": 500.0},
+            "model_only": {"windows_per_s": 2000.0, "batch": 256},
+            "backlog": [{"processes": 1, "windows": 1000, "windows_per_s": 1500.0, "live_streams_equivalent": 750},
+                        {"processes": 2, "windows": 1000, "windows_per_s": 2100.0, "live_streams_equivalent": 1050}],
+            "live": live}
+
+
+def test_report_files_and_docs_block(tmp_path):
+    res = _fake_results()
+    docs = tmp_path / "PERF.md"
+    docs.write_text(f"# Performance\n\nhand-written\n\n{R.BEGIN}\nold\n{R.END}\n\nafter\n")
+    R.write_all(res, tmp_path, docs)
+    got = json.loads((tmp_path / "performance.json").read_text())
+    assert got["ratios"] == {"backlog_vs_naive": 30.0, "live_capacity_streams": 100,
+                             "live_capacity_vs_naive_streams": 4.0, "backlog_2_vs_1_process": 1.4}
+    assert (tmp_path / "performance.png").stat().st_size > 1000
+    text = docs.read_text()
+    assert "hand-written" in text and "after" in text and "\nold\n" not in text
+    assert "| 100 | 200 → 200 | 5 | 0.100 / 0.200 / 0.300 / 0.400 |" in text
+
+
+@pytest.mark.broker
+def test_tiny_bench_run_writes_every_result(broker, tmp_path, audio_model):
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "streamad.cli", "bench", "--bootstrap", broker.bootstrap, "--out", str(out),
+           "--data", str(AMBIENT), "--model", str(audio_model), "--phases", "naive,backlog,live",
+           "--backlog-streams", "4", "--backlog-seconds", "6", "--processes", "1", "--naive-seconds", "2",
+           "--streams", "6", "--live-seconds", "8", "--warmup-s", "2", "--partitions", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        _stdout, stderr = p.communicate(timeout=400)
+    finally:
+        if p.poll() is None:  # the benchmark and every process it started
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 0, stderr[-3000:]
+    res = json.loads((out / "performance.json").read_text())
+    assert res["naive"]["windows"] > 0
+    (b,) = res["backlog"]
+    assert b["windows"] == 4 * 11 and b["windows_per_s"] > 0 and b["daemon_exit"] == 0
+    (live,) = res["live"]
+    assert live["streams"] == 6 and live["daemon_exit"] == 0 and live["lag_series"]
+    assert {"p50_s", "p95_s", "p99_s"} <= set(live["latency"])
+    assert (out / "performance.md").read_text().count("|") > 20 and (out / "performance.png").exists()
+    assert "[bench" in stderr  # progress on long runs
