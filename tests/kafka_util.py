@@ -113,6 +113,12 @@ def stop(proc, sig=signal.SIGTERM, timeout=30):
     return proc.wait(timeout=timeout)
 
 
+def stop_when_scored(proc, score_log: Path, log_path: Path, keys: set[str]) -> None:
+    """Wait until every window key in ``keys`` has been scored, then stop the daemon: it must exit 0."""
+    wait_for(lambda: {s["key"] for s in scored(score_log)} >= keys, proc=proc, log=log_path)
+    assert stop(proc) == 0
+
+
 def expected_keys(stream_id, n_samples, sr, ts0, window, hop):
     p0 = int(round(ts0 * sr))
     assert p0 % hop == 0

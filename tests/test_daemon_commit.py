@@ -71,8 +71,7 @@ def test_kill_inside_an_open_event_keeps_one_alert_id(broker, tmp_path, unique, 
         proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
         K.produce_audio(broker.bootstrap, topic, "hall", sig[cut:], SR, TS0 + cut / SR)
         keys = K.expected_keys("hall", len(sig), SR, TS0, SR, SR // 2)
-        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log)
-        assert K.stop(proc) == 0
+        K.stop_when_scored(proc, slog, log, keys)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -100,8 +99,7 @@ def test_unacknowledged_alert_exits_1_and_a_restart_publishes_it(broker, tmp_pat
         slog = tmp_path / "scores-2.jsonl"
         proc = K.start_daemon(good, broker.bootstrap, slog, log)
         keys = K.expected_keys("hall", len(sig), SR, TS0, SR, SR // 2)
-        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log)
-        assert K.stop(proc) == 0
+        K.stop_when_scored(proc, slog, log, keys)
     finally:
         if proc.poll() is None:
             proc.kill()

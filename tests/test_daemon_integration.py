@@ -92,8 +92,7 @@ def test_malformed_chunk_goes_to_dead_letter_and_daemon_goes_on(broker, tmp_path
     try:
         K.produce_audio(broker.bootstrap, topic, "mic", sig, SR, TS0, inject=bad)
         keys = K.expected_keys("mic", len(sig), SR, TS0, SR, SR // 2)
-        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log)
-        assert K.stop(proc) == 0
+        K.stop_when_scored(proc, slog, log, keys)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -129,8 +128,7 @@ def test_sigkill_restart_scores_every_window_and_loses_no_alert(broker, tmp_path
         first_run = {s["key"] for s in K.scored(slog)}
         assert first_run < keys, "the kill should land before the end of the stream"
         proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
-        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log)
-        assert K.stop(proc) == 0
+        K.stop_when_scored(proc, slog, log, keys)
     finally:
         if proc.poll() is None:
             proc.kill()

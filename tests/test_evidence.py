@@ -39,8 +39,7 @@ def test_alert_writes_png_and_wav_and_the_tail_shows_it(broker, tmp_path, unique
     try:
         K.produce_audio(broker.bootstrap, topic, "lobby", sig, SR, TS0)
         keys = K.expected_keys("lobby", len(sig), SR, TS0, SR, SR // 2)
-        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log)
-        assert K.stop(proc) == 0
+        K.stop_when_scored(proc, slog, log, keys)
     finally:
         if proc.poll() is None:
             proc.kill()

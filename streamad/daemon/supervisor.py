@@ -184,20 +184,23 @@ class Supervisor:
         self.d.ledger.send(pipe.cfg.kafka.dead_letter_topic,
                            *placeholder(src, reason, "the Kafka client cannot decode the record", known=False))
 
+    def _positions(self, timeout_ms: int):
+        """(partition, high watermark, position) of each assigned partition whose position is known."""
+        c = self.d.consumer
+        for tp in c.assignment():
+            hw = c.highwater(tp)
+            try:
+                pos = c.position(tp, timeout_ms=timeout_ms)
+            except kerr.KafkaError:
+                continue
+            yield tp, hw, pos
+
     def _find_unreadable(self) -> tuple[TopicPartition, int] | None:
         """The (partition, offset) whose next record a fresh consumer cannot decode either."""
         from streamad.io import kafka as kio
 
-        c = self.d.consumer
-        candidates = []
-        for tp in c.assignment():
-            hw = c.highwater(tp)
-            try:
-                pos = c.position(tp, timeout_ms=1000)
-            except kerr.KafkaError:
-                continue
-            if pos is not None and (hw is None or pos < hw):
-                candidates.append((tp, pos))
+        candidates = [(tp, pos) for tp, hw, pos in self._positions(1000)
+                      if pos is not None and (hw is None or pos < hw)]
         probe = kio.consumer(self.d.kcfg, self.d.bootstrap, group_id=None, max_poll_records=1)
         try:
             for tp, pos in candidates:
@@ -225,12 +228,7 @@ class Supervisor:
             if old is not None and tid is not None and tid != old:
                 restarted.update({tp: "its topic was re-created (new topic id)" for tp in c.assignment()
                                   if tp.topic == topic})
-        for tp in c.assignment():
-            hw = c.highwater(tp)
-            try:
-                pos = c.position(tp, timeout_ms=100)
-            except kerr.KafkaError:
-                continue
+        for tp, hw, pos in self._positions(100):
             if hw is not None and pos is not None and pos > hw and tp not in restarted:
                 restarted[tp] = f"its end ({hw}) is before the position ({pos})"
         for tp, why in sorted(restarted.items()):
