@@ -113,14 +113,20 @@ def test_malformed_chunk_goes_to_dead_letter_and_daemon_goes_on(broker, tmp_path
 
 
 def test_sigkill_restart_scores_every_window_and_loses_no_alert(broker, tmp_path, unique, audio_model,
-                                                                heldout_ambient):
+                                                                heldout_ambient, monkeypatch):
     # small polls so that the kill lands mid-stream
     topic, cfg = _setup(broker, tmp_path, unique, audio_model, max_poll_records=5)
     sig, events = _event_stream(heldout_ambient, n_files=4)
     keys = K.expected_keys("door", len(sig), SR, TS0, SR, SR // 2)
     log, slog = tmp_path / "daemon.log", tmp_path / "scores.jsonl"
     K.produce_audio(broker.bootstrap, topic, "door", sig, SR, TS0)
-    proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
+    # the first run scores slowly (batches of at most 2 windows, 50 ms each: the scoring worker's
+    # test hook), so that the kill lands mid-stream however fast the poll loop reads
+    slow = K.write_config(tmp_path / "slow.yaml", topic, f"g-{unique}", audio_model, worker={"max_batch": 2},
+                          max_poll_records=5)
+    monkeypatch.setenv("STREAMAD_TEST_SCORE_DELAY_S", "0.05")
+    proc = K.start_daemon(slow, broker.bootstrap, slog, log)
+    monkeypatch.delenv("STREAMAD_TEST_SCORE_DELAY_S")
     try:
         K.wait_for(lambda: len(K.scored(slog)) >= 12, proc=proc, log=log, every=0.05)
         proc.send_signal(signal.SIGKILL)

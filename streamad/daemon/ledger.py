@@ -73,6 +73,8 @@ class OffsetLedger:
         self.pending: list[_Out] = []  # produced, not yet acknowledged
         self.placeholders = 0  # dead letters sent as placeholders
         self.rewind: dict[TopicPartition, int] = {}  # revoked partitions: where to re-read if they return
+        self.last_commit: dict[TopicPartition, int] = {}  # survives revocations (see lost_commits)
+        self.verify: dict[TopicPartition, int] = {}  # re-assigned partitions whose group commit to check
         self.commits = 0
 
     def seen(self, tp: TopicPartition, offset: int) -> None:
@@ -168,7 +170,7 @@ class OffsetLedger:
             raise BrokerUnavailable(f"commit failed: {type(e).__name__}") from e
         self.commits += 1
         for tp, om in offsets.items():
-            self.committed[tp] = om.offset
+            self.committed[tp] = self.last_commit[tp] = om.offset
         return len(offsets)
 
     def reset(self, tp: TopicPartition) -> None:
@@ -176,6 +178,7 @@ class OffsetLedger:
         self.consumed.pop(tp, None)
         self.committed.pop(tp, None)
         self.rewind.pop(tp, None)
+        self.last_commit.pop(tp, None)
 
     def revoke(self, tps: Iterable[TopicPartition], needed: Needed) -> None:
         """Partitions leave. Nothing new needs committing: every poll ends with a commit and the
@@ -193,4 +196,23 @@ class OffsetLedger:
             off = self.rewind.pop(tp, None)
             if off is not None:
                 self.consumer.seek(tp, off)
+            if self.last_commit.get(tp, 0) > 0:
+                self.verify[tp] = self.last_commit[tp]
         self.rewind.clear()
+
+    def lost_commits(self) -> list[TopicPartition]:
+        """Re-assigned partitions this group had committed but whose commit the broker no longer has:
+        the broker lost its state (a restart with empty storage, or the group was deleted), so the
+        log is a new one even when it has already grown past our old position. Called from the poll
+        loop (one OffsetFetch per re-assigned partition), not from the rebalance callback."""
+        lost = []
+        for tp in list(self.verify):
+            del self.verify[tp]
+            if tp not in self.consumer.assignment():
+                continue
+            try:
+                if self.consumer.committed(tp, timeout_ms=2000) is None:
+                    lost.append(tp)
+            except kerr.KafkaError:  # the broker is away again: the next assignment checks once more
+                continue
+        return lost

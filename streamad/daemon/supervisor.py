@@ -231,6 +231,8 @@ class Supervisor:
         for tp, hw, pos in self._positions(100):
             if hw is not None and pos is not None and pos > hw and tp not in restarted:
                 restarted[tp] = f"its end ({hw}) is before the position ({pos})"
+        for tp in self.d.ledger.lost_commits():
+            restarted.setdefault(tp, "the group's committed offset is gone (the broker lost its state)")
         for tp, why in sorted(restarted.items()):
             log.warning("partition %s/%d: the log restarted (%s); reading it again from its start", tp.topic,
                         tp.partition, why)

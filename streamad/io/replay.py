@@ -151,8 +151,10 @@ def replay_files(bootstrap: str, topic: str, stream_id: str, files: list[str], s
     from streamad.io.files import InputError, list_audio, load_audio
 
     def make():
-        return connect(lambda: producer(KafkaConfig(broker_timeout_s=broker_timeout_s), bootstrap), "producer",
-                       broker_timeout_s, say=say)
+        # attempts of at most 10 s: a hung broker is reported (one line) soon, then waited for
+        attempt_ms = int(min(10.0, broker_timeout_s or 10.0) * 1000)
+        return connect(lambda: producer(KafkaConfig(broker_timeout_s=broker_timeout_s), bootstrap,
+                                        bootstrap_timeout_ms=attempt_ms), "producer", broker_timeout_s, say=say)
 
     if all(Path(f).suffix.lower() in (".csv", ".hea") for f in files):  # numeric series
         from streamad.io.seriesfiles import load_series_files

@@ -25,6 +25,7 @@ def _frames(X: torch.Tensor) -> torch.Tensor:
 
 class FrameGMM(Detector):
     name = "frame_gmm"
+    components = ("nll",)
     defaults: dict[str, Any] = {"k": 8, "iters": 100, "max_frames": 200000}
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
