@@ -96,8 +96,10 @@ def write_config(path: Path, topic: str, group: str, model: Path, embedded: bool
     """A daemon config for the benchmark (alerts to ``TOPIC-alerts``; ``inputs`` default ``[TOPIC]``)."""
     kafka = {"input_topics": inputs or [topic], "alert_topic": f"{topic}-alerts", "dead_letter_topic": f"{topic}-dlq",
              "group_id": group}
-    if embedded:
-        kafka.update(session_timeout_ms=2000, heartbeat_interval_ms=600)
+    # short sessions: Tansu holds a group join for half the session (the client default, 45 s, makes
+    # every join 23 s); 6 s is the least Apache Kafka accepts (group.min.session.timeout.ms)
+    session = 2000 if embedded else 6000
+    kafka.update(session_timeout_ms=session, heartbeat_interval_ms=session // 3)
     cfg = {"kind": "audio", "kafka": kafka, "model": {"path": str(model), "device": "cpu"},
            "alerts": {"cooldown_s": 0.0}, "worker": {"threads": 1, **worker}}
     path.write_text(yaml.safe_dump(cfg))
