@@ -55,8 +55,10 @@ def min_history(window: int) -> int:
     return 2 * (window + MIN_TRAIN_WINDOWS)
 
 
-def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train signals, held-back signals) for holdout calibration."""
+def split_recordings(recs: list[Recording], frac: float, min_len: int,
+                     min_hold: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(train signals, held-back signals) for holdout calibration; a held-back part keeps at least
+    ``min_hold`` samples (default one window)."""
     if len(recs) >= 5:
         every = max(2, int(round(1 / frac)))
         hold = [r.signal for i, r in enumerate(recs) if i % every == every - 1]
@@ -65,7 +67,7 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[
     train, hold = [], []
     for r in recs:
         n = len(r.signal)
-        cut = min(int(n * (1 - frac)), n - min_len)  # the held-back part must hold at least one window
+        cut = min(int(n * (1 - frac)), n - (min_hold or min_len))  # the held-back part must hold its windows
         if cut < min_len:
             raise DataError(f"{r.name}: too short to train and calibrate "
                             f"({n} samples; need at least {2 * min_len})")
@@ -104,7 +106,8 @@ def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int
     mode = cfg.train.calibration
     if mode != "crossfit":
         try:
-            train_sig, hold_sig = split_recordings(recs, cfg.train.holdout_fraction, win)
+            train_sig, hold_sig = split_recordings(recs, cfg.train.holdout_fraction, win,
+                                                   win + _calibration_hops(hop, train_hop)[0])
             enough = (_n_windows(hold_sig, win, _calibration_hops(hop, train_hop)[0]) >= MIN_HOLDOUT_WINDOWS
                       and _n_windows(train_sig, win, train_hop) >= MIN_TRAIN_WINDOWS)
         except DataError:
@@ -215,7 +218,8 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     out_p = Path(out) if out else None
     labelled = _concat_windows([r.signal for r in anomalies], win, train_hop) if anomalies else None
     if mode == "holdout":
-        train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
+        # at least 2 held-back windows (one short recording: 20 % of it can be under one window)
+        train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win, win + cal_hop)
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
         scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)])]
     else:
