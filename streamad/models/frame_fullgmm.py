@@ -1,0 +1,75 @@
+"""Frame-level full-covariance GMM: each time frame of a patch scored under a mixture.
+
+Features per frame: the standardised log-mel spectrum (``C*H`` values), optionally with its
+difference to the frame ``delta`` frames earlier (onsets). Score components per window:
+
+* ``nll``: mean frame NLL (stationary changes of the background's spectrum, long events);
+* ``nll_top``: mean NLL of the worst ``top`` fraction of frames (short events are not
+  averaged away over the window).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamad.models.base import Detector, Progress, batched, check_layout
+from streamad.models.fullgmm import FullGMM
+
+
+def frame_features(X: torch.Tensor, delta: int = 0) -> torch.Tensor:
+    """(N, C, H, W) patches -> (N, W', F) frame features; (N, D) vectors -> (N, 1, D)."""
+    if X.dim() == 2:
+        return X[:, None, :]
+    n, c, h, w = X.shape
+    f = X.reshape(n, c * h, w).transpose(1, 2)  # (N, W, C*H)
+    if delta > 0:
+        f = torch.cat([f[:, delta:], f[:, delta:] - f[:, :-delta]], dim=2) if w > delta else f
+    return f
+
+
+class FrameFullGMM(Detector):
+    name = "frame_fullgmm"
+    components = ("nll", "nll_top")
+    patch_shape = None  # frame by frame: any number of mel bands and frames
+    defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
+                                "max_frames": 16000}
+
+    def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
+            checkpoint: Path | None = None) -> "FrameFullGMM":
+        X, _ = self.training_rows(X, y)
+        p = self.params
+        f = frame_features(X.cpu().float(), p["delta"])
+        f = f.reshape(-1, f.shape[2])
+        if len(f) > p["max_frames"]:
+            g = torch.Generator().manual_seed(seed)
+            f = f[torch.randperm(len(f), generator=g)[: p["max_frames"]]]
+        self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
+        if progress:
+            progress(1, 1, {})
+        return self
+
+    def frame_nll(self, X: torch.Tensor) -> torch.Tensor:
+        f = frame_features(X.cpu().float(), self.params["delta"])
+        n, w, d = f.shape
+        return self.gmm.nll(f.reshape(n * w, d)).reshape(n, w)
+
+    @torch.no_grad()
+    def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
+        check_layout(X, self.name, self.input, self.patch_shape)
+        out: dict[str, list[torch.Tensor]] = {"nll": [], "nll_top": []}
+        for xb in batched(X, 256):
+            nll = self.frame_nll(xb)
+            k = max(1, int(round(self.params["top"] * nll.shape[1])))
+            out["nll"].append(nll.mean(1))
+            out["nll_top"].append(nll.topk(k, dim=1).values.mean(1))
+        return {c: torch.cat(v).double().numpy() for c, v in out.items()}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return self.gmm.state()
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.gmm = FullGMM(self.params["k"], self.params["iters"], self.params["shrink"], self.params["reg"])
+        self.gmm.load_state(state)
