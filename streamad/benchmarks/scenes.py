@@ -240,6 +240,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         h = sum(r[k]["seconds"] for r in rows) / 3600
         out[k + "_per_hour"] = n / h if h else 0.0
         out[k + "_scenes_over_1h"] = int(sum(r[k]["per_hour"] > 1.0 for r in rows))
+    # an alert that never closes counts once: the share of the looped hour spent in alert shows it
+    out["fa_loop_alert_time"] = float(np.mean([r["fa_loop"].get("alert_time_frac", 0.0) for r in rows]))
     return out
 
 

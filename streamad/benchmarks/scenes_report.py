@@ -13,8 +13,8 @@ def _fa(n: float, scenes_over: int) -> str:
 
 def summary_table(doc: dict[str, Any]) -> str:
     lines = ["| detector | scenes | mean AUC (−6 / 0 / +6 dB) | min AUC (scene) | < 0.90 | mean pAUC "
-             "| mean event F1 (−6 / 0 / +6) | FA/h pure (scenes > 1/h) | FA/h looped (scenes > 1/h) | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| mean event F1 (−6 / 0 / +6) | FA/h pure (scenes > 1/h) | FA/h looped (scenes > 1/h) | looped time in alert | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p, by in doc["summary"].items():
         for sp in SPLITS:
             s = by.get(sp)
@@ -25,7 +25,8 @@ def summary_table(doc: dict[str, Any]) -> str:
                 f"{s['auc_6']:.3f}) | {s['min_auc']:.3f} ({s['worst_scene']}) | {s['scenes_below_0.90']} | "
                 f"{s['mean_pauc']:.3f} | **{s['mean_f1']:.3f}** ({s['f1_-6']:.2f} / {s['f1_0']:.2f} / "
                 f"{s['f1_6']:.2f}) | {_fa(s['fa_pure_per_hour'], s['fa_pure_scenes_over_1h'])} | "
-                f"{_fa(s['fa_loop_per_hour'], s['fa_loop_scenes_over_1h'])} | {s['mean_train_s']:.1f} |")
+                f"{_fa(s['fa_loop_per_hour'], s['fa_loop_scenes_over_1h'])} | {s.get('fa_loop_alert_time', 0):.1%} | "
+                f"{s['mean_train_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -51,7 +52,9 @@ def tables(doc: dict[str, Any]) -> str:
            f"scene and EBR, looped held-out stream {st['loop_s'] / 3600:g} h per scene. Protocol: "
            "`streamad/benchmarks/scenes.py`; presets in `results.json`.", "",
            "AUC / pAUC / F1 are means over scenes of the per-scene mean over EBR −6 / 0 / +6 dB. FA/h pools "
-           "the alerts of all scenes over all their audio; in brackets the number of scenes above 1 alert/h.",
+           "the alerts of all scenes over all their audio; in brackets the number of scenes above 1 alert/h. "
+           "An alert that never closes (cooldown) counts once, so the mean share of the looped hour spent "
+           "in alert is shown too.",
            "", "## Summary", "", summary_table(doc)]
     for p in doc["summary"]:
         out += [f"## {p}: per scene", "", scene_table([r for r in doc["rows"] if r["preset"] == p])]

@@ -104,13 +104,16 @@ def run(a: argparse.Namespace, extra: dict[str, dict]) -> dict[str, Any]:
     return {"rows": rows, "protocol": proto, "wall_s": round(time.monotonic() - t0, 1)}
 
 
-def _load_old(out: Path, proto: dict, presets: list[str]) -> list[dict]:
+def _load_old(out: Path, proto: dict | None, presets: list[str]) -> tuple[list[dict], dict]:
+    """Earlier rows (other presets, same protocol settings; all rows when proto is None) and
+    the preset definitions they were run with."""
     f = out / "results.json"
     if not f.exists():
-        return []
+        return [], {}
     old = json.loads(f.read_text())
-    return [r for r in old.get("rows", []) if r["preset"] not in presets
-            and all(r.get(k) == v for k, v in proto.items())]
+    rows = [r for r in old.get("rows", []) if r["preset"] not in presets
+            and (proto is None or all(r.get(k) == v for k, v in proto.items()))]
+    return rows, old.get("presets", {})
 
 
 def _commit() -> str:
@@ -127,7 +130,8 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
     out.mkdir(parents=True, exist_ok=True)
     for r in res["rows"]:
         r.update(commit=_commit(), date=time.strftime("%Y-%m-%d"))
-    rows = _load_old(out, res["protocol"], presets) + res["rows"]
+    old_rows, old_presets = _load_old(out, res["protocol"], presets)
+    rows = old_rows + res["rows"]
     summary = {}
     for p in dict.fromkeys(r["preset"] for r in rows):
         for sp in ("dev", "held-out", "all"):
@@ -136,7 +140,7 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
                 summary.setdefault(p, {})[sp] = S.summarise(rr)
     doc = {"protocol": S.__doc__.split("Protocol")[1].strip(), "settings": res["protocol"],
            "command": "python -m streamad.benchmarks.audio_eval " + " ".join(argv),
-           "wall_s_last_run": res["wall_s"], "presets": {p: extra.get(p, PRESETS.get(p)) for p in summary},
+           "wall_s_last_run": res["wall_s"], "presets": {p: extra.get(p, PRESETS.get(p, old_presets.get(p))) for p in summary},
            "summary": summary, "rows": rows}
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=S.nan_safe))
     (out / "RESULTS.md").write_text(tables(doc))
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop-s", type=float, default=None, help="looped held-out stream length (default 3600)")
     p.add_argument("--min-events", type=int, default=None, help="events per scene and EBR (default 8)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and plots from OUT/results.json")
     a = p.parse_args(argv)
     a.loop_s = a.loop_s or (600.0 if a.quick else 3600.0)
     a.min_events = a.min_events or (4 if a.quick else 8)
@@ -171,8 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    res = run(a, extra)
-    doc = write(a.out, res, a.detectors.split(","), extra, argv)
+    if a.report_only:
+        old = json.loads((a.out / "results.json").read_text())
+        res = {"rows": [], "protocol": old["settings"], "wall_s": old["wall_s_last_run"]}
+        argv = old["command"].split(" ", 3)[-1].split(" ")
+        doc = write(a.out, res, [], extra, argv)
+    else:
+        res = run(a, extra)
+        doc = write(a.out, res, a.detectors.split(","), extra, argv)
     from streamad.benchmarks.scenes_report import summary_table
 
     print(summary_table(doc))

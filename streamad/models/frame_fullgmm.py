@@ -5,7 +5,9 @@ difference to the frame ``delta`` frames earlier (onsets). Score components per 
 
 * ``nll``: mean frame NLL (stationary changes of the background's spectrum, long events);
 * ``nll_top``: mean NLL of the worst ``top`` fraction of frames (short events are not
-  averaged away over the window).
+  averaged away over the window);
+* ``nll_diag`` (only with ``diag_k`` > 0): mean frame NLL under a diagonal mixture of ``diag_k``
+  components fitted on the same frames (the ``frame_gmm`` baseline), a combination of both.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
 from streamad.models.fullgmm import FullGMM
+from streamad.models.gmm import DiagGMM
 
 
 def frame_features(X: torch.Tensor, delta: int = 0) -> torch.Tensor:
@@ -32,10 +35,10 @@ def frame_features(X: torch.Tensor, delta: int = 0) -> torch.Tensor:
 
 class FrameFullGMM(Detector):
     name = "frame_fullgmm"
-    components = ("nll", "nll_top")
+    components = ("nll", "nll_top", "nll_diag")
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
-                                "max_frames": 16000}
+                                "max_frames": 16000, "diag_k": 0, "diag_iters": 100}
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
@@ -47,6 +50,9 @@ class FrameFullGMM(Detector):
             g = torch.Generator().manual_seed(seed)
             f = f[torch.randperm(len(f), generator=g)[: p["max_frames"]]]
         self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
+        self.diag = DiagGMM(p["diag_k"], p["diag_iters"], seed=seed).fit(f) if p["diag_k"] > 0 else None
+        if self.diag is not None:
+            self.diag.load_state(self.diag.state())  # score exactly as a loaded model does
         if progress:
             progress(1, 1, {})
         return self
@@ -60,16 +66,28 @@ class FrameFullGMM(Detector):
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
         check_layout(X, self.name, self.input, self.patch_shape)
         out: dict[str, list[torch.Tensor]] = {"nll": [], "nll_top": []}
+        if self.diag is not None:
+            out["nll_diag"] = []
         for xb in batched(X, 256):
             nll = self.frame_nll(xb)
             k = max(1, int(round(self.params["top"] * nll.shape[1])))
             out["nll"].append(nll.mean(1))
             out["nll_top"].append(nll.topk(k, dim=1).values.mean(1))
+            if self.diag is not None:
+                f = frame_features(xb.cpu().float(), self.params["delta"])
+                out["nll_diag"].append(self.diag.nll(f.reshape(-1, f.shape[2])).reshape(f.shape[:2]).mean(1))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
-        return self.gmm.state()
+        out = self.gmm.state()
+        if self.diag is not None:
+            out.update({f"diag.{k}": v for k, v in self.diag.state().items()})
+        return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.gmm = FullGMM(self.params["k"], self.params["iters"], self.params["shrink"], self.params["reg"])
-        self.gmm.load_state(state)
+        self.gmm.load_state({k: v for k, v in state.items() if not k.startswith("diag.")})
+        self.diag = None
+        if self.params["diag_k"] > 0:
+            self.diag = DiagGMM(self.params["diag_k"], self.params["diag_iters"])
+            self.diag.load_state({k[5:]: v for k, v in state.items() if k.startswith("diag.")})
