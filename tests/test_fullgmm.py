@@ -57,3 +57,24 @@ def test_frame_fullgmm_patches_of_any_height_and_diag_combination_round_trip():
     det2.load_state(det.state())
     for k, v in det2.score_components(T).items():
         np.testing.assert_allclose(v, c[k], rtol=1e-6)
+
+
+def test_floor_makes_quieter_than_normal_frames_normal_but_keeps_louder_ones_anomalous():
+    """A fade-out / drop-out (every band far below the training range) is an outlier without the
+    floor and ordinary with it; an event that adds energy scores the same either way."""
+    from streamad.models.registry import create
+
+    g = torch.Generator().manual_seed(1)
+    level = torch.randn(60, 1, 1, 32, generator=g)  # loudness moves every band together, as in audio
+    X = level + 0.3 * torch.randn(60, 1, 16, 32, generator=g)
+    quiet, loud = torch.full((1, 1, 16, 32), -6.0), X[:1].clone()
+    loud[..., 10:14] += 6.0  # a few frames with energy added in every band
+    plain = create("frame_fullgmm", {"k": 2}).fit(X, seed=0)
+    floored = create("frame_fullgmm", {"k": 2, "floor": 0.01}).fit(X, seed=0)
+    normal = floored.score_components(X[:20])["nll"].max()
+    assert plain.score_components(quiet)["nll"][0] > 3 * normal  # measured 29.6 vs 7.9
+    assert floored.score_components(quiet)["nll"][0] < normal  # measured 5.9 vs 7.6
+    assert floored.score_components(loud)["nll_top"][0] > 3 * floored.score_components(X[:20])["nll_top"].max()
+    again = create("frame_fullgmm", {"k": 2, "floor": 0.01})
+    again.load_state(floored.state())
+    np.testing.assert_allclose(again.score_components(quiet)["nll"], floored.score_components(quiet)["nll"])

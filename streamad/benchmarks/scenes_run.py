@@ -46,6 +46,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PLOTTED = ("gmgan32", "gmm64", "default")  # presets always drawn in the per-scene ROC plots
+
+
 def merge(a: dict, b: dict) -> dict:
     out = copy.deepcopy(a)
     for k, v in b.items():
@@ -144,8 +147,10 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
            "summary": summary, "rows": rows}
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=S.nan_safe))
     (out / "RESULTS.md").write_text(tables(doc))
+    shown = set(PLOTTED) | set(presets)  # a readable plot: the reference rows and this run's
     for name in dict.fromkeys(r["scene"] for r in rows):
-        plot_scene([r for r in rows if r["scene"] == name], out / "roc" / f"{name}.png")
+        mine = [r for r in rows if r["scene"] == name]
+        plot_scene([r for r in mine if r["preset"] in shown] or mine, out / "roc" / f"{name}.png")
     return doc
 
 
