@@ -6,7 +6,8 @@ Protocol (every rule here is fixed before any experiment):
 
 * scenes: every recording under ``audio/scenes/<source>/`` (51, 7-180 s, 16 kHz). A model is
   trained on the first ``train_frac`` (55 %) of the recording with the normal training pipeline
-  (``streamad.train.train_model``: the last 20 % of that part is held back for calibration); the
+  (``streamad.train.train_model``, calibrated as the preset's ``train.calibration`` says: holdout =
+  the last 20 % of that part held back, crossfit = out-of-fold scores of 3 contiguous blocks); the
   remaining 45 % is the held-out test part.
 * dev / held-out split: a scene or event file belongs to ``dev`` when the SHA-1 of its file name
   is even (first 8 hex digits), else to ``held-out`` (26 / 25 scenes, 85 / 68 events). Settings

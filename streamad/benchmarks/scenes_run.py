@@ -144,7 +144,7 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
     doc = {"protocol": S.__doc__.split("Protocol")[1].strip(), "settings": res["protocol"],
            "command": "python -m streamad.benchmarks.audio_eval " + " ".join(argv),
            "wall_s_last_run": res["wall_s"], "presets": {p: extra.get(p, PRESETS.get(p, old_presets.get(p))) for p in summary},
-           "summary": summary, "rows": rows}
+           "summary": summary, "rows": rows, **({"notes": res["notes"]} if res.get("notes") else {})}
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=S.nan_safe))
     (out / "RESULTS.md").write_text(tables(doc))
     shown = set(PLOTTED) | set(presets)  # a readable plot: the reference rows and this run's
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if a.report_only:
         old = json.loads((a.out / "results.json").read_text())
-        res = {"rows": [], "protocol": old["settings"], "wall_s": old["wall_s_last_run"]}
+        res = {"rows": [], "protocol": old["settings"], "wall_s": old["wall_s_last_run"], "notes": old.get("notes")}
         argv = old["command"].split(" ", 3)[-1].split(" ")
         doc = write(a.out, res, [], extra, argv)
     else:
