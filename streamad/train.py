@@ -181,6 +181,7 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
 def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]], phases: int) -> Calibration:
     """Standardisation and threshold from each model's components on windows it never saw."""
     comps_seq = [m.components(h) for m, hold in scored for h in hold]
+    fold_of = [i for i, (_, hold) in enumerate(scored) for _ in hold]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
     unknown = set(weights or {}) - set(comps)
@@ -192,6 +193,20 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]],
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
     cal.fit_threshold([cal.combine(c)[phase::phases] for c in comps_seq for phase in range(phases)])
+    seqs = [[cal.combine(c)[phase::phases] for c, f in zip(comps_seq, fold_of) if f == i for phase in range(phases)]
+            for i in range(len(scored))] if len(scored) > 1 and cfg.train.crossfit_threshold == "median" else []
+    if seqs:  # crossfit, median rule: one threshold per fold (same standardisation), their median
+        per_fold = []
+        for fold in seqs:
+            part = copy.deepcopy(cal)
+            try:
+                part.fit_threshold(fold)
+            except ValueError:  # too few windows in this fold: it has no threshold of its own
+                continue
+            per_fold.append(part.threshold)
+        if per_fold:
+            cal.holdout.update(pooled_threshold=cal.threshold, fold_thresholds=per_fold)
+            cal.threshold = float(np.median(per_fold))
     return cal
 
 
