@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=float, default=4.0, help="replay speed (x real time)")
     s.add_argument("--n-events", type=int, default=12, help="events to insert")
     s.add_argument("--ebr", type=float, default=0.0, help="event-to-background ratio of inserted events (dB)")
-    s.add_argument("--steps", type=int, default=None, help="training steps (default: config)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="training steps (default: config; ignored by detectors that train without steps)")
     s.add_argument("--work", default="demo-out", help="where the demo model and report go")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo)

@@ -106,6 +106,9 @@ class TrainConfig:
     # holdout | crossfit force one (see streamad/train.py)
     calibration: str = "auto"
     crossfit_folds: int = 3  # K for cross-fitting (fewer when the data is too short for K folds)
+    # cross-fitted threshold: pooled (from all out-of-fold scores together) | median (the median of the
+    # K thresholds fitted on each fold's scores: one block unlike the others does not set it alone)
+    crossfit_threshold: str = "pooled"
     # torch CPU threads for training (0 = torch's default, all cores). Use 1 when other
     # CPU-heavy processes share the machine: small convolutions slow down many times over
     # when their threads have to wait for each other.
@@ -191,6 +194,7 @@ class Config:
 _CHOICES = {
     "series.representation": ("patch", "spectrogram"),
     "train.calibration": ("auto", "holdout", "crossfit"),
+    "train.crossfit_threshold": ("pooled", "median"),
     "logging.format": ("text", "json"),
     "tabular.scaling": ("standard", "minmax", "none"),
     "worker.precision": ("float32", "float16"),

@@ -96,7 +96,11 @@ def _plan(a: Any) -> DemoPlan:
     if cfg.kind != "audio":
         raise InputError("demo: needs an audio config")
     if a.steps:
-        cfg.model.params["steps"] = a.steps
+        from streamad.models.registry import DETECTORS
+
+        det = DETECTORS.get(cfg.model.detector)
+        if det is None or "steps" in det.defaults:  # unknown detector: let training name it
+            cfg.model.params["steps"] = a.steps
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     amb = list_audio([ambient_dir])

@@ -55,8 +55,10 @@ def min_history(window: int) -> int:
     return 2 * (window + MIN_TRAIN_WINDOWS)
 
 
-def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train signals, held-back signals) for holdout calibration."""
+def split_recordings(recs: list[Recording], frac: float, min_len: int,
+                     min_hold: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(train signals, held-back signals) for holdout calibration; a held-back part keeps at least
+    ``min_hold`` samples (default one window)."""
     if len(recs) >= 5:
         every = max(2, int(round(1 / frac)))
         hold = [r.signal for i, r in enumerate(recs) if i % every == every - 1]
@@ -65,7 +67,7 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int) -> tuple[
     train, hold = [], []
     for r in recs:
         n = len(r.signal)
-        cut = min(int(n * (1 - frac)), n - min_len)  # the held-back part must hold at least one window
+        cut = min(int(n * (1 - frac)), n - (min_hold or min_len))  # the held-back part must hold its windows
         if cut < min_len:
             raise DataError(f"{r.name}: too short to train and calibrate "
                             f"({n} samples; need at least {2 * min_len})")
@@ -104,7 +106,8 @@ def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int
     mode = cfg.train.calibration
     if mode != "crossfit":
         try:
-            train_sig, hold_sig = split_recordings(recs, cfg.train.holdout_fraction, win)
+            train_sig, hold_sig = split_recordings(recs, cfg.train.holdout_fraction, win,
+                                                   win + _calibration_hops(hop, train_hop)[0])
             enough = (_n_windows(hold_sig, win, _calibration_hops(hop, train_hop)[0]) >= MIN_HOLDOUT_WINDOWS
                       and _n_windows(train_sig, win, train_hop) >= MIN_TRAIN_WINDOWS)
         except DataError:
@@ -178,6 +181,7 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
 def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]], phases: int) -> Calibration:
     """Standardisation and threshold from each model's components on windows it never saw."""
     comps_seq = [m.components(h) for m, hold in scored for h in hold]
+    fold_of = [i for i, (_, hold) in enumerate(scored) for _ in hold]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
     unknown = set(weights or {}) - set(comps)
@@ -189,6 +193,20 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]],
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
     cal.fit_threshold([cal.combine(c)[phase::phases] for c in comps_seq for phase in range(phases)])
+    seqs = [[cal.combine(c)[phase::phases] for c, f in zip(comps_seq, fold_of) if f == i for phase in range(phases)]
+            for i in range(len(scored))] if len(scored) > 1 and cfg.train.crossfit_threshold == "median" else []
+    if seqs:  # crossfit, median rule: one threshold per fold (same standardisation), their median
+        per_fold = []
+        for fold in seqs:
+            part = copy.deepcopy(cal)
+            try:
+                part.fit_threshold(fold)
+            except ValueError:  # too few windows in this fold: it has no threshold of its own
+                continue
+            per_fold.append(part.threshold)
+        if per_fold:
+            cal.holdout.update(pooled_threshold=cal.threshold, fold_thresholds=per_fold)
+            cal.threshold = float(np.median(per_fold))
     return cal
 
 
@@ -215,7 +233,8 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     out_p = Path(out) if out else None
     labelled = _concat_windows([r.signal for r in anomalies], win, train_hop) if anomalies else None
     if mode == "holdout":
-        train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win)
+        # at least 2 held-back windows (one short recording: 20 % of it can be under one window)
+        train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win, win + cal_hop)
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
         scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)])]
     else:

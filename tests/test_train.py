@@ -95,3 +95,22 @@ def test_very_short_series_trains_on_a_smaller_window(caplog):
     assert cfg.series.window == 60  # the caller's config is left alone
     with pytest.raises(DataError, match="only 47 samples/readings of normal history; need at least 48"):
         train_model(cfg, [Recording(rec.name, rec.signal[:47], rec.channels)], None, show_progress=False)
+
+
+def test_crossfit_median_threshold_is_not_set_by_one_unlike_block():
+    """Normal audio whose middle third is a phase the other two never have (a hum): the pooled
+    cross-fitted threshold sits above that block's out-of-fold scores; the median of the three
+    per-fold thresholds does not, and the model records both."""
+    rng = np.random.default_rng(0)
+    t = np.arange(48000) / 16000
+    sig = 0.05 * rng.standard_normal(144000).astype(np.float32)
+    sig[48000:96000] += (0.3 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
+    base = {"audio": {"n_mels": 64}, "model": {"detector": "frame_gmm", "params": {"k": 2, "iters": 20}},
+            "train": {"calibration": "crossfit", "crossfit_folds": 3}}
+    pooled = train_model(from_dict(base), [Recording("a", sig)], None, show_progress=False)
+    base["train"]["crossfit_threshold"] = "median"
+    med = train_model(from_dict(base), [Recording("a", sig)], None, show_progress=False)
+    h = med.calibration.holdout
+    assert len(h["fold_thresholds"]) == 3 and h["pooled_threshold"] == pytest.approx(pooled.threshold)
+    assert med.threshold == pytest.approx(float(np.median(h["fold_thresholds"])))
+    assert med.threshold < 0.5 * pooled.threshold

@@ -2,6 +2,10 @@
 
     python -m streamad.benchmarks.audio_eval [--data ../shared/data] [--out docs/eval]
         [--detectors gmgan,ganomaly,cae,frame_gmm] [--steps N] [--scenes]
+    python -m streamad.benchmarks.audio_eval --protocol scenes [--quick] ...
+
+``--protocol scenes``: the per-scene benchmark on audio/scenes + audio/events (issue 7), see
+``streamad.benchmarks.scenes`` and ``streamad.benchmarks.scenes_run`` (its own options).
 
 Protocol (one model for one place): the 64 ambient recordings (one every 15 min over a day)
 are split by position: every 4th recording is held out for evaluation, the rest trains
@@ -96,6 +100,11 @@ def table(results: dict) -> str:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--protocol=scenes" in argv or ("--protocol" in argv and argv[argv.index("--protocol") + 1:][:1] == ["scenes"]):
+        from streamad.benchmarks.scenes_run import main as scenes_main
+
+        return scenes_main(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=default_data_dir())
     p.add_argument("--out", type=Path, default=Path("docs/eval"))
@@ -103,6 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="training steps for the neural detectors")
     p.add_argument("--scenes", action="store_true", help="also the one-model-per-scene protocol")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--protocol", default="one-place", choices=("one-place", "scenes"),
+                   help="scenes: the per-scene benchmark (python -m streamad.benchmarks.scenes_run -h)")
     a = p.parse_args(argv)
     r = run(a.data, a.out, a.detectors.split(","), a.steps, a.scenes, a.seed)
     print(table(r))

@@ -46,6 +46,8 @@ class Detector(ABC):
     input: ClassVar[str] = "patches"  # "patches" (patches or feature vectors) | "waveform"
     labels: ClassVar[str] = "ignored"  # "ignored" | "optional" | "required" (what y == 1 rows do)
     primary: ClassVar[str | None] = None  # the paper's anomaly score among the components
+    # patches must be (N, C, 32, 32); None: any (N, C, H, W), for detectors that score frame by frame
+    patch_shape: ClassVar[tuple[int, int] | None] = (32, 32)
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults)
@@ -85,7 +87,7 @@ class Detector(ABC):
     # -- shared input handling -----------------------------------------------------
     def training_rows(self, X: torch.Tensor, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Check X / y and apply this detector's label policy -> (X, y as int64 tensor)."""
-        check_layout(X, self.name, self.input)
+        check_layout(X, self.name, self.input, self.patch_shape)
         lab = as_labels(y, len(X))
         if self.labels == "ignored":
             keep = lab == 0
@@ -110,15 +112,16 @@ def as_labels(y: Any, n: int) -> torch.Tensor:
     return lab
 
 
-def check_layout(X: torch.Tensor, name: str, want: str) -> None:
+def check_layout(X: torch.Tensor, name: str, want: str, patch: tuple[int, int] | None = (32, 32)) -> None:
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
         raise TrainingError(f"detector {name!r}: X must be a float tensor")
     if want == "waveform":
         if X.dim() != 3 or X.shape[1] != 1:
             raise TrainingError(f"detector {name!r} scores raw waveforms (N, 1, samples) and only works "
                                 f"with kind: audio; got input of shape {tuple(X.shape)}")
-    elif not (X.dim() == 2 or (X.dim() == 4 and tuple(X.shape[2:]) == (32, 32))):
-        raise TrainingError(f"detector {name!r}: X must be patches (N, C, 32, 32) or feature vectors "
+    elif not (X.dim() == 2 or (X.dim() == 4 and (patch is None or tuple(X.shape[2:]) == patch))):
+        shape = "H, W" if patch is None else ", ".join(map(str, patch))
+        raise TrainingError(f"detector {name!r}: X must be patches (N, C, {shape}) or feature vectors "
                             f"(N, D); got shape {tuple(X.shape)}")
 
 

@@ -26,6 +26,7 @@ def _frames(X: torch.Tensor) -> torch.Tensor:
 class FrameGMM(Detector):
     name = "frame_gmm"
     components = ("nll",)
+    patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 8, "iters": 100, "max_frames": 200000}
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
@@ -42,7 +43,7 @@ class FrameGMM(Detector):
 
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
-        check_layout(X, self.name, self.input)
+        check_layout(X, self.name, self.input, self.patch_shape)
         n, w = X.shape[0], (X.shape[3] if X.dim() == 4 else 1)
         nll = self.gmm.nll(_frames(X.cpu())).reshape(n, w)
         return {"nll": nll.mean(1).numpy()}

@@ -45,7 +45,7 @@ from streamad.models.nets import Estimator, init_weights
 
 class GMGAN(Detector):
     name = "gmgan"
-    components = ("energy", "irec", "zrec", "irec_max")
+    components = ("irec", "irec_max", "zrec", "energy")  # those in use: components_active
     defaults: dict[str, Any] = {
         "nz": 16, "ch": 32, "k": 4, "steps": 1500, "batch_size": 64, "lr": 2e-4,
         "w_adv": 1.0, "w_rec": 50.0, "w_enc": 1.0, "lambda_energy": 0.1, "lambda_cov": 0.005,

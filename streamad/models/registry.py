@@ -14,6 +14,7 @@ from streamad.models.deepsad import DeepSAD
 from streamad.models.deepsvdd import DeepSVDD
 from streamad.models.dsebm import DSEBM
 from streamad.models.egbad import EGBAD
+from streamad.models.frame_fullgmm import FrameFullGMM
 from streamad.models.frame_gmm import FrameGMM
 from streamad.models.geotrans import GeoTrans
 from streamad.models.gmgan import GMGAN, ConvAE, GANomaly
@@ -33,6 +34,7 @@ DETECTORS: dict[str, type[Detector]] = {
     GANomaly.name: GANomaly,
     ConvAE.name: ConvAE,
     FrameGMM.name: FrameGMM,
+    FrameFullGMM.name: FrameFullGMM,
     PCADetector.name: PCADetector,
     GMMDetector.name: GMMDetector,
     KDEDetector.name: KDEDetector,

@@ -1,0 +1,110 @@
+"""Frame-level full-covariance GMM: each time frame of a patch scored under a mixture.
+
+Features per frame: the standardised log-mel spectrum (``C*H`` values), optionally with its
+difference to the frame ``delta`` frames earlier (onsets). With ``floor`` > 0 every band is
+clamped from below at its ``floor`` quantile over the training frames: a frame *quieter* than the
+normal background (a fade-out, a drop-out, the silent side of a level jump or loop seam) then
+looks like the quietest normal frames instead of an outlier, while events, which add energy,
+are unchanged. Score components per window:
+
+* ``nll``: mean frame NLL (stationary changes of the background's spectrum, long events);
+* ``nll_top``: mean NLL of the worst ``top`` fraction of frames (short events are not
+  averaged away over the window);
+* ``nll_diag`` (only with ``diag_k`` > 0): mean frame NLL under a diagonal mixture of ``diag_k``
+  components fitted on the same frames (the ``frame_gmm`` baseline), a combination of both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamad.models.base import Detector, Progress, batched, check_layout
+from streamad.models.fullgmm import FullGMM
+from streamad.models.gmm import DiagGMM
+
+
+def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, C, H, W) patches -> (N, W', F) frame features; (N, D) vectors -> (N, 1, D).
+    ``lo``: per-band lower bounds (C*H,) applied before the differences."""
+    if X.dim() == 2:
+        return X[:, None, :] if lo is None else torch.maximum(X, lo)[:, None, :]
+    n, c, h, w = X.shape
+    f = X.reshape(n, c * h, w).transpose(1, 2)  # (N, W, C*H)
+    if lo is not None:
+        f = torch.maximum(f, lo)
+    if delta > 0:
+        f = torch.cat([f[:, delta:], f[:, delta:] - f[:, :-delta]], dim=2) if w > delta else f
+    return f
+
+
+class FrameFullGMM(Detector):
+    name = "frame_fullgmm"
+    components = ("nll", "nll_top", "nll_diag")
+    patch_shape = None  # frame by frame: any number of mel bands and frames
+    defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
+                                "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0}
+
+    def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
+            checkpoint: Path | None = None) -> "FrameFullGMM":
+        X, _ = self.training_rows(X, y)
+        p = self.params
+        self.lo = None
+        if p["floor"] > 0:
+            bands = frame_features(X.cpu().float())
+            bands = bands.reshape(-1, bands.shape[2])
+            if len(bands) > 200000:
+                bands = bands[torch.randperm(len(bands), generator=torch.Generator().manual_seed(seed))[:200000]]
+            self.lo = torch.quantile(bands, p["floor"], dim=0)
+        f = frame_features(X.cpu().float(), p["delta"], self.lo)
+        f = f.reshape(-1, f.shape[2])
+        if len(f) > p["max_frames"]:
+            g = torch.Generator().manual_seed(seed)
+            f = f[torch.randperm(len(f), generator=g)[: p["max_frames"]]]
+        self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
+        self.diag = DiagGMM(p["diag_k"], p["diag_iters"], seed=seed).fit(f) if p["diag_k"] > 0 else None
+        if self.diag is not None:
+            self.diag.load_state(self.diag.state())  # score exactly as a loaded model does
+        if progress:
+            progress(1, 1, {})
+        return self
+
+    def frame_nll(self, X: torch.Tensor) -> torch.Tensor:
+        f = frame_features(X.cpu().float(), self.params["delta"], self.lo)
+        n, w, d = f.shape
+        return self.gmm.nll(f.reshape(n * w, d)).reshape(n, w)
+
+    @torch.no_grad()
+    def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
+        check_layout(X, self.name, self.input, self.patch_shape)
+        out: dict[str, list[torch.Tensor]] = {"nll": [], "nll_top": []}
+        if self.diag is not None:
+            out["nll_diag"] = []
+        for xb in batched(X, 256):
+            nll = self.frame_nll(xb)
+            k = max(1, int(round(self.params["top"] * nll.shape[1])))
+            out["nll"].append(nll.mean(1))
+            out["nll_top"].append(nll.topk(k, dim=1).values.mean(1))
+            if self.diag is not None:
+                f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)
+                out["nll_diag"].append(self.diag.nll(f.reshape(-1, f.shape[2])).reshape(f.shape[:2]).mean(1))
+        return {c: torch.cat(v).double().numpy() for c, v in out.items()}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = self.gmm.state()
+        if self.lo is not None:
+            out["floor"] = self.lo.clone()
+        if self.diag is not None:
+            out.update({f"diag.{k}": v for k, v in self.diag.state().items()})
+        return out
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.gmm = FullGMM(self.params["k"], self.params["iters"], self.params["shrink"], self.params["reg"])
+        self.gmm.load_state({k: v for k, v in state.items() if k in ("logw", "mu", "whiten", "logdet")})
+        self.lo = state["floor"].float() if "floor" in state else None
+        self.diag = None
+        if self.params["diag_k"] > 0:
+            self.diag = DiagGMM(self.params["diag_k"], self.params["diag_iters"])
+            self.diag.load_state({k[5:]: v for k, v in state.items() if k.startswith("diag.")})
