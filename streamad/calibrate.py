@@ -61,7 +61,9 @@ class Calibration:
 
     def fit_threshold(self, sequences: list[np.ndarray]) -> None:
         """Choose the threshold from held-back normal score sequences (one per recording)."""
-        smoothed = [smooth(s, self.min_windows, self.of_windows) for s in sequences]
+        # a sequence shorter than min_windows (a short cross-fitting fold) still counts: its windows
+        # all over the threshold is the most it can show
+        smoothed = [smooth(s, min(self.min_windows, max(1, len(s))), self.of_windows) for s in sequences]
         sm = np.concatenate(smoothed)
         sm = sm[np.isfinite(sm)]
         if len(sm) < 2:

@@ -50,3 +50,14 @@ def test_threshold_hand_worked_rate_clusters_and_clamp():
     k2 = Calibration({"a": 0.0}, {"a": 1.0}, {"a": 1.0}, hop_s=0.5, min_windows=2, of_windows=2)
     k2.fit_threshold([np.array([0.0, 10.0, 0.0, 0.0, 10.0, 0.0] * 5)])
     assert k2.holdout["max_score"] == 0.0
+
+
+def test_short_sequences_under_k_of_n_still_calibrate():
+    """Cross-fitting folds can be shorter than min_windows: each still gives its k-of-n value (all of
+    its windows over the threshold), so 2-of-3 calibrates on 2-window sequences instead of failing."""
+    cal = Calibration({"a": 0.0}, {"a": 1.0}, {"a": 1.0}, hop_s=0.5, min_windows=3, of_windows=4)
+    seqs = [np.array([1.0, 2.0]), np.array([0.5, 3.0]), np.array([4.0])]
+    cal.fit_threshold(seqs)
+    assert math.isfinite(cal.threshold) and cal.holdout["windows"] == 3
+    # per sequence the k-th largest once all its windows are in view: min(1, 2), min(0.5, 3), 4
+    assert cal.holdout["max_score"] == 4.0 and cal.threshold > 4.0
