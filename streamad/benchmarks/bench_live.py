@@ -130,7 +130,9 @@ class AlertCollector(threading.Thread):
             while not self.done.is_set():
                 for recs in self.c.poll(timeout_ms=100).values():
                     now = time.time()
-                    self.alerts.extend((now, json.loads(r.value)["window_end"]) for r in recs)
+                    for rec in (json.loads(r.value) for r in recs):
+                        if rec.get("type", "alert") == "alert":  # not the event_closed records
+                            self.alerts.append((now, rec["window_end"]))
         finally:
             self.c.close()
 
