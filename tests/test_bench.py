@@ -75,6 +75,23 @@ def test_report_files_and_docs_block(tmp_path):
     assert "| 100 | 200 → 200 | 5 | 0.100 / 0.200 / 0.300 / 0.400 |" in text
 
 
+def test_soak_alone_reports_its_own_run_and_the_rss_after_warm_up(tmp_path):
+    soak = {"command": "streamad bench --soak 30 --soak-streams 4", "box": {"cpus": 2, "cpu_model": "x86", "torch": "2.13.0",
+                                                                     "loadavg": [1, 1, 1], "loadavg_end": [2, 2, 2]},
+            "started": "A", "finished": "B", "model": {"detector": "gmgan", "model_version": "gmgan-x",
+                                                      "alert_fraction_target": 0.02},
+            "streams": 4, "minutes": 30.0, "daemon_exit": 0, "rebalances": 1,
+            "producer_late_p99_s": 0.01, "producer_late_max_s": 0.02, "rss_change_pct": 10.0,
+            "rss_series": [[0.5, 100.0], [4.0, 150.0], [5.0, 200.0], [30.0, 210.0]],
+            "start": {"span": "0.2-2.2 min", "latency": {"alerts": 3, "p50_s": 0.1, "p95_s": 0.2, "p99_s": 0.3},
+                      "rss_mb": 100.0, "lag_max": 0}}
+    R.write_all({"soak": soak}, tmp_path)
+    md = (tmp_path / "performance.md").read_text()
+    assert "None" not in md and "streamad bench --soak 30 --soak-streams 4" in md
+    assert "RSS after the first 5 minutes: 200 → 210 MB (+5.0 %); peak 210 MB." in md
+    assert "| start (0.2-2.2 min) | 4 | 30.0 | 3 | 0.100 / 0.200 / 0.300 | 100 | 0 |" in md
+
+
 @pytest.mark.broker
 def test_tiny_bench_run_writes_every_result(broker, tmp_path, audio_model):
     out = tmp_path / "bench"

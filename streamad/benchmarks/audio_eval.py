@@ -1,7 +1,7 @@
 """Audio benchmark: GMGAN vs its ablations and baselines on the same windows.
 
     python -m streamad.benchmarks.audio_eval [--data ../shared/data] [--out docs/eval]
-        [--detectors gmgan,ganomaly,cae,frame_gmm] [--steps N] [--scenes]
+        [--detectors gmgan,ganomaly,cae,frame_gmm,default] [--steps N] [--scenes]
     python -m streamad.benchmarks.audio_eval --protocol scenes [--quick] ...
 
 ``--protocol scenes``: the per-scene benchmark on audio/scenes + audio/events (issue 7), see
@@ -48,6 +48,17 @@ def _scene(f: Path) -> str:
     return ["night", "morning", "afternoon", "evening"][hh // 6]
 
 
+def _config(det: str, steps: int | None, seed: int):
+    """``default`` is what ``streamad train`` ships (configs/audio.yaml); any other name is that
+    detector with the built-in audio settings (32x32 patches)."""
+    if det == "default":
+        from streamad.benchmarks.scenes_run import merge, shipped
+
+        return from_dict(merge(shipped(), {"train": {"seed": seed, "threads": 1}}))
+    params = {"steps": steps} if steps and det != "frame_gmm" else {}
+    return from_dict({"model": {"detector": det, "params": params}, "train": {"seed": seed, "threads": 1}})
+
+
 def run(data: Path, out: Path, detectors: list[str], steps: int | None, scenes: bool, seed: int) -> dict:
     amb = list_audio([data / "audio" / "ambient"])
     events = {"babycry": data / "audio" / "babycry", "glass": data / "audio" / "glass-sfx"}
@@ -62,10 +73,9 @@ def run(data: Path, out: Path, detectors: list[str], steps: int | None, scenes: 
         for split, (train_f, test_f) in splits.items():
             normal_dir = _link_dir(test_f, tmp / split / "normal")
             for det in detectors:
-                if split != "one-place" and det not in ("gmgan", "frame_gmm"):
+                if split != "one-place" and det not in ("gmgan", "frame_gmm", "default"):
                     continue
-                params = {"steps": steps} if steps and det != "frame_gmm" else {}
-                cfg = from_dict({"model": {"detector": det, "params": params}, "train": {"seed": seed, "threads": 1}})
+                cfg = _config(det, steps, seed)
                 t0 = time.monotonic()
                 print(f"== {split}: training {det} on {len(train_f)} recordings", file=sys.stderr, flush=True)
                 model = train_model(cfg, load_recordings(cfg, train_f), tmp / split / det / "model")
@@ -73,7 +83,7 @@ def run(data: Path, out: Path, detectors: list[str], steps: int | None, scenes: 
                 for ev_name, ev_dir in events.items():
                     print(f"   evaluating {det} / {ev_name}", file=sys.stderr, flush=True)
                     r = eval_audio(None, normal_dir, ev_dir, seed=seed, out=out / split / det / ev_name, model=model)
-                    r.update(split=split, events_set=ev_name, train_s=round(train_s, 1),
+                    r.update(split=split, events_set=ev_name, preset=det, train_s=round(train_s, 1),
                              train_recordings=len(train_f), test_recordings=len(test_f))
                     results["runs"].append(r)
                     print(f"   {split} {det} {ev_name}: mean AUC {r['mean_auc']:.3f} pAUC {r['mean_pauc']:.3f} "
@@ -92,7 +102,8 @@ def table(results: dict) -> str:
     for r in results["runs"]:
         pe = r["per_ebr"]
         f1 = "/".join(f"{pe[k]['f1']:.2f}" for k in ("-6", "0", "6"))
-        lines.append(f"| {r['split']} | {r['detector']} | {r['events_set']} | {pe['-6']['auc']:.3f} | {pe['0']['auc']:.3f} | "
+        name = r["detector"] + (" (shipped default)" if r.get("preset") == "default" else "")
+        lines.append(f"| {r['split']} | {name} | {r['events_set']} | {pe['-6']['auc']:.3f} | {pe['0']['auc']:.3f} | "
                      f"{pe['6']['auc']:.3f} | **{r['mean_auc']:.3f}** | {r['mean_pauc']:.3f} | {f1} | "
                      f"{r['pure_normal']['per_hour']:.1f} ({r['pure_normal']['false_alerts']} in "
                      f"{r['pure_normal']['hours'] * 60:.0f} min) | {r['train_s']} |")

@@ -45,22 +45,32 @@ def ratios(res: dict) -> dict:
     return out
 
 
+WARM_MIN = 5.0  # minutes of warm-up (buffers, allocator pools) before RSS should stay flat
+
+
 def _f(x, nd: int = 0) -> str:
     if x is None:
         return "—"
     return f"{x:,.{nd}f}".replace(",", " ")
 
 
+def _head(res: dict) -> list[str]:
+    """Which command ran where, and the model it used (a sweep's or a soak's own record)."""
+    box, m = res.get("box", {}), res.get("model", {})
+    chunk = res.get("settings", {}).get("chunk_s")
+    return [f"Run `{res.get('command', 'streamad bench')}` on {box.get('cpus')} CPUs ({box.get('cpu_model')}), "
+            f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; load average at start "
+            f"{box.get('loadavg')}, at end {box.get('loadavg_end')}; {res.get('started')} – {res.get('finished')}.",
+            f"Model: {m.get('detector')} {m.get('model_version')} (default size), threshold set so that "
+            f"{100 * m.get('alert_fraction_target', 0):g} % of windows open an alert; 1 s windows, 0.5 s hop"
+            + (f", {chunk} s chunks." if chunk else ".") + "\n"]
+
+
 def markdown(res: dict) -> str:
-    box, lines = res.get("box", {}), []
-    lines.append(f"Run `{res.get('command', 'streamad bench')}` on {box.get('cpus')} CPUs ({box.get('cpu_model')}), "
-                 f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; load average at start "
-                 f"{box.get('loadavg')}, at end {box.get('loadavg_end')}; "
-                 f"{res.get('started')} – {res.get('finished')}.")
-    m = res.get("model", {})
-    lines.append(f"Model: {m.get('detector')} {m.get('model_version')} (default size), threshold set so that "
-                 f"{100 * m.get('alert_fraction_target', 0):g} % of windows open an alert; 1 s windows, 0.5 s hop, "
-                 f"{res.get('settings', {}).get('chunk_s')} s chunks.\n")
+    lines: list[str] = []
+    if not res.get("box"):  # a soak on its own: no sweep to report
+        return soak_markdown(res["soak"]) + "\n" if res.get("soak") else "No results.\n"
+    lines += _head(res)
     lines += ["| measurement | windows/s | live 16 kHz streams | CPU % | peak RSS MB |", "|---|---|---|---|---|"]
     mo, nv = res.get("model_only"), res.get("naive")
     if mo:
@@ -94,16 +104,27 @@ def markdown(res: dict) -> str:
 
 
 def soak_markdown(s: dict) -> str:
-    rows = ["| soak | streams | minutes | alerts | latency p50 / p95 / p99 (s) | RSS MB | lag max |",
+    rows = _head(s) if s.get("box") else []
+    rows += ["| soak | streams | minutes | alerts | latency p50 / p95 / p99 (s) | RSS MB | lag max |",
             "|---|---|---|---|---|---|---|"]
     for part in ("start", "end", "all"):
-        x = s.get(part) or {}
+        x = s.get(part)
+        if not x:
+            continue
         lt = x.get("latency", {})
         rows.append(f"| {part} ({x.get('span', '')}) | {s.get('streams')} | {s.get('minutes')} | {lt.get('alerts')} | "
                     f"{_f(lt.get('p50_s'), 3)} / {_f(lt.get('p95_s'), 3)} / {_f(lt.get('p99_s'), 3)} | "
                     f"{_f(x.get('rss_mb'))} | {_f(x.get('lag_max'))} |")
     if s.get("rss_change_pct") is not None:
         rows.append(f"\nRSS end vs start: {s['rss_change_pct']:+.1f} %.")
+    if s.get("rss_series"):
+        after = [mb for t, mb in s["rss_series"] if t >= WARM_MIN]
+        if len(after) > 1:
+            rows.append(f"RSS after the first {WARM_MIN:g} minutes: {after[0]:.0f} → {after[-1]:.0f} MB "
+                        f"({100 * (after[-1] / after[0] - 1):+.1f} %); peak {max(mb for _, mb in s['rss_series']):.0f} MB.")
+    if "daemon_exit" in s:
+        rows.append(f"Daemon exit {s['daemon_exit']}, rebalances {s.get('rebalances')}, producers late p99 "
+                    f"{_f(s.get('producer_late_p99_s'), 3)} s (max {_f(s.get('producer_late_max_s'), 3)} s).")
     return "\n".join(rows)
 
 

@@ -19,6 +19,9 @@ rebalances seen in the daemon log; producers' lateness. Results go to ``OUT/soak
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -51,6 +54,11 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
     from streamad.benchmarks.bench import data_dir
 
     data = data_dir(a)
+    from streamad.benchmarks.bench import box_info
+
+    argv = sys.argv[2:] if sys.argv[1:2] == ["bench"] else []
+    head = {"command": "streamad bench " + shlex.join(argv), "box": box_info(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
@@ -65,6 +73,8 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
                            idle_stream_s=30.0)
         res = _run(ctx, a, cfg, base, inputs, say)
         res["model"] = model_info
+        head["box"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        res.update(head, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     finally:
         if broker:
             broker.stop()
@@ -88,19 +98,27 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
     sampler = Sampler(daemon, lambda: [p.pid for p, _ in live] + ([ctx.broker_pid] if ctx.broker_pid else []), 5.0)
     sampler.start()
     reports: list[dict] = []
+    next_say = [time.time()]
+
+    def wait_until(t: float) -> None:  # a progress line every minute, whatever the rotation period
+        while time.time() < t:
+            if time.time() >= next_say[0]:
+                r = sampler.rows[-1] if sampler.rows else {}
+                say(f"  soak {(time.time() - t0) / 60:5.1f}/{a.soak:.0f} min: lag {r.get('lag', 0):.0f}, "
+                    f"RSS {r.get('rss_mb', 0):.0f} MB, alerts {len(collector.alerts)}")
+                next_say[0] += 60.0
+            time.sleep(min(0.5, max(0.0, t - time.time())))
+
     try:
         for i, topic in enumerate(inputs):
             t_seg = t0 + i * seg_s
-            while time.time() < t_seg - 5.0:  # the next segment's producers start 5 s ahead
-                time.sleep(0.5)
+            wait_until(t_seg - 5.0)  # the next segment's producers start 5 s ahead
             nxt = spawn_producers(ctx, topic, n, seg_s, t_seg, paced=True)
             reports += wait_producers(live) if live else []
             live[:] = nxt
             if i >= 2:
                 ctx.drop_topics_named([inputs[i - 2]])
-            r = sampler.rows[-1] if sampler.rows else {}
-            say(f"  soak {(time.time() - t0) / 60:5.1f}/{a.soak:.0f} min: lag {r.get('lag', 0):.0f}, "
-                f"RSS {r.get('rss_mb', 0):.0f} MB, alerts {len(collector.alerts)}")
+        wait_until(t0 + len(inputs) * seg_s)
         reports += wait_producers(live)
         t_end = time.time()
         time.sleep(10.0)
