@@ -123,7 +123,9 @@ def _broker(a: argparse.Namespace, k):
     if bootstrap is None:
         broker = EmbeddedBroker(port=k.embedded_port).start()
         bootstrap = broker.bootstrap
-        print(f"streamad: embedded broker at {bootstrap}", file=sys.stderr, flush=True)
+        print(f"streamad: embedded broker at {bootstrap} (for demos, tests and trials: it keeps every record in "
+              "memory and stops serving a partition past ~30 000 record batches; set kafka.bootstrap_servers "
+              "for a long-running service)", file=sys.stderr, flush=True)
     if (broker is not None or a.embedded_broker) and k.session_timeout_ms is None:
         k.session_timeout_ms, k.heartbeat_interval_ms = 2000, 600  # it holds joins for session/2
     return broker, bootstrap

@@ -117,3 +117,27 @@ def test_tiny_bench_run_writes_every_result(broker, tmp_path, audio_model):
     assert {"p50_s", "p95_s", "p99_s"} <= set(live["latency"])
     assert (out / "performance.md").read_text().count("|") > 20 and (out / "performance.png").exists()
     assert "[bench" in stderr  # progress on long runs
+
+
+@pytest.mark.broker
+def test_tiny_soak_reports_start_end_and_progress(broker, tmp_path, audio_model):
+    out = tmp_path / "soak"
+    cmd = [sys.executable, "-m", "streamad.cli", "bench", "--bootstrap", broker.bootstrap, "--out", str(out),
+           "--data", str(AMBIENT), "--model", str(audio_model), "--soak", "0.5", "--soak-streams", "3",
+           "--soak-rotate-s", "15", "--warmup-s", "2", "--partitions", "2", "--alert-fraction", "0.2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        _stdout, stderr = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 0, stderr[-3000:]
+    res = json.loads((out / "soak.json").read_text())
+    assert res["daemon_exit"] == 0 and res["streams"] == 3 and res["command"].startswith("streamad bench")
+    assert res["all"]["windows_per_s"] > 0 and res["all"]["latency"]["alerts"] > 0
+    assert len(res["rss_series"]) >= 3 and res["rss_change_pct"] is not None
+    md = (out / "performance.md").read_text()
+    assert "RSS end vs start" in md and "None" not in md
+    assert stderr.count("soak ") >= 1  # progress while it runs

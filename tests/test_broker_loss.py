@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from streamad.broker import EmbeddedBroker
+from streamad.broker import EmbeddedBroker, api_versions_ok
 from streamad.io.codecs import encode_audio
 from streamad.io.files import load_audio
 from streamad.io.kafka import ensure_topics
@@ -141,6 +141,7 @@ def test_the_embedded_broker_is_restarted_then_the_daemon_exits_4(tmp_path, uniq
         K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log, timeout=120)
         for i in range(2, 5):  # kafka.embedded_restarts (3) is used up by the 4th death
             K.wait_for(lambda: len(R.children(proc.pid)) == 1, timeout=30)
+            K.wait_for(lambda: api_versions_ok("127.0.0.1", int(bootstrap.split(":")[1])), timeout=30)  # up
             os.kill(R.children(proc.pid)[0], signal.SIGKILL)
             if i < 4:
                 R.wait_line(log, "restarting it on", proc=proc, timeout=30, count=i)

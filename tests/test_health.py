@@ -229,3 +229,23 @@ def test_partition_lags_on_the_real_broker(broker, unique):
     finally:
         c.close(autocommit=False)
     assert n == 60 and seen[0] >= 40 and seen[-1] == 0
+
+
+def test_stall_watch_warns_once_a_minute_only_when_records_wait_and_none_arrive():
+    from streamad.daemon.supervisor import StallWatch
+
+    now = [0.0]
+    w = StallWatch(after_s=60.0, clock=lambda: now[0])
+    said = []
+    for t in range(0, 301, 5):  # 0-100 s flowing, 100-300 s nothing consumed while 500 wait
+        now[0] = float(t)
+        records = min(t, 100) * 10
+        msg = w.update(records, 500 if t >= 100 else 3)
+        if msg:
+            said.append((t, msg))
+    assert [t for t, _ in said] == [160, 220, 280]
+    assert "no record consumed for 60 s while 500 wait" in said[0][1]
+    now[0] = 400.0
+    assert w.update(1000, 0) is None  # caught up: lag 0 resets the watch
+    now[0] = 500.0
+    assert w.update(1000, 0) is None and w.update(1000, 7) is None  # waiting again, but not 60 s yet

@@ -59,8 +59,9 @@ def _head(res: dict) -> list[str]:
     box, m = res.get("box", {}), res.get("model", {})
     chunk = res.get("settings", {}).get("chunk_s")
     return [f"Run `{res.get('command', 'streamad bench')}` on {box.get('cpus')} CPUs ({box.get('cpu_model')}), "
-            f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; load average at start "
-            f"{box.get('loadavg')}, at end {box.get('loadavg_end')}; {res.get('started')} – {res.get('finished')}.",
+            f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; "
+            + (f"load average at start {box['loadavg']}, at end {box.get('loadavg_end')}; " if box.get("loadavg") else "")
+            + f"{res.get('started')} – {res.get('finished')}.",
             f"Model: {m.get('detector')} {m.get('model_version')} (default size), threshold set so that "
             f"{100 * m.get('alert_fraction_target', 0):g} % of windows open an alert; 1 s windows, 0.5 s hop"
             + (f", {chunk} s chunks." if chunk else ".") + "\n"]

@@ -8,7 +8,9 @@ producers move to a new topic every ``--soak-rotate-s`` seconds (default 60; one
 segment, all created up front and all in the daemon's ``input_topics``), and a topic is deleted
 once the daemon has read it (two segments later). Each move starts new streams in the daemon (a
 stream is keyed by topic, partition and id); the old ones are forgotten after
-``worker.idle_stream_s``, set to 30 s here. Against a real Kafka (``--bootstrap``) retention does
+``worker.idle_stream_s``, set to 30 s here. The rotation also keeps each partition far below the
+embedded broker's other limit: its fetches stop returning records past ~30 000 record batches per
+partition (docs/PERFORMANCE.md, soak). Against a real Kafka (``--bootstrap``) retention does
 this job; the rotation is kept so that both runs are alike.
 
 Reported: latency p50/p95/p99 and the daemon's RSS over the first minutes after the warm-up

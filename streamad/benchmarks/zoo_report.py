@@ -12,6 +12,7 @@ from streamad.models.registry import DETECTORS
 REFS = {
     "gmgan": "Chen et al. 2020, GMGAN (arXiv 2002.01107)", "ganomaly": "Akcay et al., ACCV 2018",
     "cae": "GMGAN's conv-AE ablation", "frame_gmm": "diagonal GMM on log-mel frames (streamad baseline)",
+    "frame_fullgmm": "full-covariance + diagonal GMM on log-mel frames (streamad, issue 7; the audio default)",
     "pca": "Shyu et al. 2003 (PCA reconstruction error)", "gmm": "Gaussian mixture NLL (scikit-learn)",
     "kde": "Parzen 1962 (scikit-learn KernelDensity)", "iforest": "Liu et al., ICDM 2008 (scikit-learn)",
     "ocsvm": "Schoelkopf et al. 2001 (scikit-learn)", "knn": "Ramaswamy et al., SIGMOD 2000 (scikit-learn)",

@@ -36,7 +36,7 @@ from streamad.daemon.health import HealthState, kafka_connected
 from streamad.daemon.ledger import BrokerUnavailable, DeliveryError, OffsetLedger
 from streamad.daemon.pipeline import Pipeline
 from streamad.daemon.reload import Reloader
-from streamad.daemon.supervisor import DaemonExit, Supervisor
+from streamad.daemon.supervisor import DaemonExit, StallWatch, Supervisor
 from streamad.daemon.telemetry import Telemetry, partition_lags
 from streamad.daemon.worker import Job, ScoringWorker
 from streamad.io import kafka as kio
@@ -78,6 +78,7 @@ class Daemon:
         self.kcfg, self.bootstrap = kcfg, bootstrap
         self.idle_stream_s, self.stats_every_s = idle_stream_s, stats_every_s
         self.counters = Counters()
+        self.stall = StallWatch()
         self.stopping = False
         self.consumer = self.producer = self.ledger = self.supervisor = None
         self.embedded = None  # the EmbeddedBroker this process started, supervised (supervisor.py)
@@ -152,8 +153,12 @@ class Daemon:
         up = self.supervisor.tick()
         self.health.set_broker_up(up and kafka_connected(self.consumer))
         self.reloader.maybe_reload()
-        for (topic, part), lag in partition_lags(self.consumer, self.ledger.consumed).items():
+        lags = partition_lags(self.consumer, self.ledger.consumed)
+        for (topic, part), lag in lags.items():
             self.tel.set_lag(topic, part, lag)
+        stalled = self.stall.update(self.counters.records, sum(max(0, x) for x in lags.values()))
+        if stalled:
+            log.warning(stalled)
         queued: dict[str, int] = {}
         for job in self.inflight.values():
             queued[job.pipe.label] = queued.get(job.pipe.label, 0) + len(job.items)

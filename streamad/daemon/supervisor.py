@@ -13,6 +13,10 @@ The daemon's :class:`Supervisor` runs once per loop iteration (``Daemon.observe`
 * **restarted logs**: a partition whose high watermark is below the daemon's position (the log
   is shorter than what was read) or whose topic id changed (deleted and re-created) is read
   again from its start, with one log line; its buffers and offsets are forgotten.
+* **a starved consumer**: records wait (lag > 0) yet none arrived for ``STALL_AFTER_S``: one warning
+  line per ``STALL_AFTER_S`` (:class:`StallWatch`) — a broker that accepts records but no longer
+  serves fetches (the embedded broker does that past ~30 000 batches per partition, see README),
+  or partitions paused behind a scorer that does not return. ``/readyz`` fails on the lag too.
 * **unreadable records**: a poll that fails on a record the client cannot decode (a header name
   that is not UTF-8, a corrupt batch) is answered by finding the partition and offset with a
   separate probe consumer, a placeholder dead letter and a seek past it.
@@ -111,21 +115,23 @@ class Supervisor:
         if b is None or b.proc is None or b.proc.poll() is None:
             return
         code = b.proc.returncode  # poll() reaped it: no zombie
-        if self.restarts_left <= 0:
-            raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}) and "
-                                               f"kafka.embedded_restarts is used up")
-        self.restarts_left -= 1
-        log.error("the embedded broker exited (code %s); restarting it on %s (%d restart(s) left)", code,
-                  b.bootstrap, self.restarts_left)
-        b.requested_port = b.port
-        b.proc = None
-        try:
-            b.start()
-            if self.on_embedded_restart is not None:
-                self.on_embedded_restart()
-        except (BrokerError, kerr.KafkaError, OSError) as e:
-            raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}) and could not be "
-                                               f"restarted: {e}") from None
+        why = ""
+        while True:  # a restart that fails (the new process dies while starting) uses up a restart too
+            if self.restarts_left <= 0:
+                raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}){why} and "
+                                                   f"kafka.embedded_restarts is used up")
+            self.restarts_left -= 1
+            log.error("the embedded broker exited (code %s)%s; restarting it on %s (%d restart(s) left)", code,
+                      why, b.bootstrap, self.restarts_left)
+            b.requested_port = b.port
+            b.proc = None
+            try:
+                b.start()
+                if self.on_embedded_restart is not None:
+                    self.on_embedded_restart()
+                return
+            except (BrokerError, kerr.KafkaError, OSError) as e:
+                why = f", could not be restarted ({e})"
 
     def check_reachable(self) -> bool:
         up = self.probe.ok if self.probe is not None else kafka_connected(self.d.consumer)
@@ -238,3 +244,27 @@ class Supervisor:
                         tp.partition, why)
             self.d.forget_partitions([tp])
             c.seek_to_beginning(tp)
+
+
+STALL_AFTER_S = 60.0
+
+
+class StallWatch:
+    """Notices a consumer that gets nothing although records wait for it."""
+
+    def __init__(self, after_s: float = STALL_AFTER_S, clock: Callable[[], float] = time.monotonic):
+        self.after_s, self.clock = after_s, clock
+        self.records = -1
+        self.since = self.said = clock()
+
+    def update(self, records: int, lag: int) -> str | None:
+        """``records``: consumed so far; ``lag``: records waiting now. A message when it is time to warn."""
+        now = self.clock()
+        if records != self.records or lag <= 0:
+            self.records, self.since = records, now
+            return None
+        if now - self.since < self.after_s or now - self.said < self.after_s:
+            return None
+        self.said = now
+        return (f"no record consumed for {now - self.since:.0f} s while {lag} wait (consumer lag): the broker "
+                "accepts records but does not serve them, or the partitions are paused behind the scorer")
