@@ -33,6 +33,10 @@ def test_summaries_latency_and_verdict():
     assert b["drain_s"] == 3.0 and b["windows_per_s"] == pytest.approx(333.3, abs=0.1)
     assert b["rss_mb_max"] == 430.0 and b["daemon_cpu_pct"] == 100.0
     assert R.backlog_summary(rows[:3], 1000, 1, 0)["windows_per_s"] is None  # never finished
+    fast = [(0.0, 0, 0, 0.0, 400.0), (0.1, 100, 1000, 0.1, 410.0)]  # all of it between two samples
+    f = R.backlog_summary(fast, 1000, 1, 0)
+    assert f["drain_s"] == 0.1 and f["windows_per_s"] == pytest.approx(10000.0) and "lower bound" in f["note"]
+    assert R.backlog_summary(fast[1:], 1000, 1, 0)["windows_per_s"] is None
     alerts = [(10.3, 10.0), (11.1, 11.0), (20.0, 19.0), (99.0, 5.0)]  # (received, window end)
     lat = latency_stats(alerts, 9.0, 30.0)
     assert lat["alerts"] == 3 and lat["p50_s"] == 0.3 and lat["max_s"] == 1.0

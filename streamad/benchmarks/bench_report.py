@@ -17,6 +17,12 @@ def backlog_summary(rows: list[tuple], windows: int, processes: int, rc: int) ->
     if not started or not done:
         return {**res, "windows_per_s": None, "error": "did not finish"}
     a, b = started[0], done[0]
+    if b[0] <= a[0]:  # a backlog scored within one sampling interval: time it from the sample before
+        before = [r for r in rows if r[0] < a[0]]
+        if not before:
+            return {**res, "windows_per_s": None, "error": "scored before the first sample: too small to time"}
+        a = before[-1]
+        res["note"] = "scored within one sampling interval: the rate is a lower bound"
     t10 = next(r[0] for r in rows if r[2] >= 0.1 * windows)
     t90 = next(r[0] for r in rows if r[2] >= 0.9 * windows)
     dt = b[0] - a[0]
