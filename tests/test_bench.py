@@ -107,8 +107,12 @@ def test_tiny_bench_run_writes_every_result(broker, tmp_path, audio_model):
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:
         _stdout, stderr = p.communicate(timeout=400)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # the benchmark and every process it started
+        _stdout, stderr = p.communicate()
+        pytest.fail("bench did not finish within 400 s:\n" + stderr[-3000:])
     finally:
-        if p.poll() is None:  # the benchmark and every process it started
+        if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
     assert p.returncode == 0, stderr[-3000:]

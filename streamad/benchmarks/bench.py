@@ -141,6 +141,9 @@ def produce_backlog(ctx: Ctx, streams: int, seconds: float) -> tuple[str, int]:
     return topic, streams * (1 + (int(seconds * SR) - WINDOW) // HOP)
 
 
+STALL_S = 60.0  # backlog: no new window for this long once scoring began = stalled, stop waiting
+
+
 def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: float = 900.0) -> dict:
     """A fresh group scores the whole backlog; sampled every 0.1 s through /metrics and /proc."""
     cfg = write_config(ctx.out / f"backlog-{processes}.yaml", topic, f"bench-backlog-{uuid.uuid4().hex[:6]}",
@@ -148,13 +151,22 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     d = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-backlog-{processes}.log", ctx.port(processes), processes)
     d.start(wait=False)
     rows, t_start = [], time.time()
+    last_change, last_windows = time.time(), -1.0
     try:
         while time.time() - t_start < timeout:
             time.sleep(0.1)
+            if d.proc is not None and d.proc.poll() is not None:
+                say(f"  backlog x{processes}: the daemon exited ({d.proc.returncode}); see {d.log}")
+                break
             try:
                 m = d.totals()
             except OSError:
                 continue
+            if m.get("streamad_windows_scored_total", 0.0) != last_windows:
+                last_change, last_windows = time.time(), m.get("streamad_windows_scored_total", 0.0)
+            elif last_windows > 0 and time.time() - last_change > STALL_S:
+                say(f"  backlog x{processes}: no window scored for {STALL_S:.0f} s at {last_windows:.0f}/{windows}")
+                break
             cpu, rss = proc_stats(d.pids())
             rows.append((time.time(), m.get("streamad_records_total", 0.0),
                          m.get("streamad_windows_scored_total", 0.0), cpu, rss))

@@ -100,10 +100,18 @@ def spawn_producers(ctx: Ctx, topic: str, streams: int, seconds: float, t0: floa
     return out
 
 
-def wait_producers(procs: list[tuple[subprocess.Popen, Path]]) -> list[dict]:
-    reports = []
+def wait_producers(procs: list[tuple[subprocess.Popen, Path]], timeout: float = 900.0) -> list[dict]:
+    """Their reports; a producer still running ``timeout`` s later (a broker that stopped taking
+    records) is killed and the benchmark stops with that reason instead of hanging."""
+    reports, deadline = [], time.monotonic() + timeout
     for p, report in procs:
-        if p.wait() != 0:
+        try:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q, _ in procs:
+                q.kill()
+            raise RuntimeError(f"a benchmark producer was still running after {timeout:.0f} s") from None
+        if p.returncode != 0:
             raise RuntimeError(f"benchmark producer exited with {p.returncode}")
         reports.append(json.loads(report.read_text()))
         report.unlink()
