@@ -29,8 +29,20 @@ pytestmark = pytest.mark.broker
 
 
 def _assigned(log):
-    lines = re.findall(r"partitions assigned: (\[.*\])", log.read_text())
-    return ast.literal_eval(lines[-1]) if lines else None
+    """The worker's current assignment from its log; None before the first one or while a
+    rebalance is in flight (revoked logged after the last assignment)."""
+    text = log.read_text()
+    lines = re.findall(r"partitions assigned: (\[.*\])", text)
+    if not lines or text.rfind("partitions revoked") > text.rfind("partitions assigned"):
+        return None
+    return ast.literal_eval(lines[-1])
+
+
+def _survivors_own_all(logs, topic):
+    """The survivors' assignments together are the whole topic (a rebalance can take more than
+    one generation after a member dies, so this is waited for, not read once)."""
+    now = [_assigned(lg) for lg in logs]
+    return all(a is not None for a in now) and sorted(now[0] + now[1]) == [(topic, p) for p in range(6)]
 
 
 def _streams(heldout):
@@ -85,6 +97,7 @@ def test_three_workers_one_killed_every_window_and_alert(broker, tmp_path, uniqu
         moved_keys = {k for k in every if k.split("@")[0] in moved}
         K.wait_for(lambda: {s["key"] for lg in slogs[1:] for s in K.scored(lg)} >= moved_keys - first, timeout=120)
         recovery = time.time() - t_kill
+        K.wait_for(lambda: _survivors_own_all(logs[1:], topic), timeout=60)
         after = [_assigned(lg) for lg in logs[1:]]
         K.wait_for(lambda: {s["key"] for lg in slogs for s in K.scored(lg)} >= every, timeout=120)
         assert [K.stop(p) for p in procs[1:]] == [0, 0]
