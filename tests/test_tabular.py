@@ -1,5 +1,7 @@
 """Tabular input: CSV / NPY / NPZ / MAT tables through `streamad train` and `streamad score`."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -121,6 +123,16 @@ def test_odds_arrhythmia_mat_through_the_cli(data_dir, tmp_path, capsys):
 def test_detectors_command_lists_every_registered_name(capsys):
     assert main(["detectors"]) == 0
     assert capsys.readouterr().out.splitlines() == sorted(DETECTORS)
+
+
+def test_registry_names_match_their_classes_and_listing_imports_no_torch():
+    for name, cls in DETECTORS.items():  # imports every entry: each one resolves to its class
+        assert cls.name == name, f"registry entry {name!r} resolves to {cls.__name__} named {cls.name!r}"
+    code = ("import sys; from streamad.cli import main; main(['detectors']); "
+            "heavy = sorted({'torch', 'sklearn', 'librosa'} & set(sys.modules)); "
+            "sys.stderr.write(repr(heavy))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == sorted(DETECTORS) and r.stderr.endswith("[]"), r.stderr[-2000:]
 
 
 def test_waveform_detector_on_a_table_is_a_config_error(table, tmp_path, capsys):

@@ -17,7 +17,7 @@ def test_twenty_seconds_of_one_recording_is_enough(tmp_path, ambient_files):
     sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[10:12]])
     wav = tmp_path / "scene.wav"
     sf.write(wav, sig, 16000)
-    cfg = from_dict({"model": {"params": {"steps": 40}}})
+    cfg = from_dict({"model": {"params": {"steps": 10}}})
     model = train_model(cfg, load_recordings(cfg, [wav]), tmp_path / "m", show_progress=False)
     t = model.meta["training"]
     assert t["recordings"] == 1 and t["calibration"] == "crossfit" and t["folds"] == 3

@@ -43,7 +43,7 @@ def ratios(res: dict) -> dict:
     if ok:
         out["live_capacity_streams"] = max(ok)
         if naive:
-            out["live_capacity_vs_naive_streams"] = round(max(ok) / (naive / 2), 1)
+            out["live_capacity_vs_naive_streams"] = round(max(ok) / (naive / 2), 2)
     if len(res.get("backlog", [])) > 1 and one and one.get("windows_per_s"):
         for b in res["backlog"][1:]:
             if b.get("windows_per_s"):

@@ -1,61 +1,68 @@
-"""Detector registry: name -> class. A new detector is one module plus one line here."""
+"""Detector registry: name -> class. A new detector is one module plus one line here.
+
+Entries name their module and class as text and are imported on first use, so listing the
+detectors (``streamad detectors``, ``--help``, the argument parser's choices) costs no torch or
+scikit-learn import (seconds on a small box); looking one up imports only its own module.
+"""
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from streamad.config import ConfigError
-from streamad.models.alad import ALAD
-from streamad.models.anogan import AnoGAN
-from streamad.models.base import Detector
-from streamad.models.bce import BCEClassifier
-from streamad.models.dagmm import DAGMM
-from streamad.models.dcae import DCAE
-from streamad.models.deepsad import DeepSAD
-from streamad.models.deepsvdd import DeepSVDD
-from streamad.models.dsebm import DSEBM
-from streamad.models.egbad import EGBAD
-from streamad.models.frame_fullgmm import FrameFullGMM
-from streamad.models.frame_gmm import FrameGMM
-from streamad.models.geotrans import GeoTrans
-from streamad.models.gmgan import GMGAN, ConvAE, GANomaly
-from streamad.models.hsc import HSC
-from streamad.models.iforest import IsolationForestDetector
-from streamad.models.kde import KDEDetector
-from streamad.models.knn import KNNDetector
-from streamad.models.lof import LOFDetector
-from streamad.models.mixture import GMMDetector
-from streamad.models.ocsvm import OCSVMDetector
-from streamad.models.pca import PCADetector
-from streamad.models.vae import VAE
-from streamad.models.wavenet import WaveNetPredictor
 
-DETECTORS: dict[str, type[Detector]] = {
-    GMGAN.name: GMGAN,
-    GANomaly.name: GANomaly,
-    ConvAE.name: ConvAE,
-    FrameGMM.name: FrameGMM,
-    FrameFullGMM.name: FrameFullGMM,
-    PCADetector.name: PCADetector,
-    GMMDetector.name: GMMDetector,
-    KDEDetector.name: KDEDetector,
-    IsolationForestDetector.name: IsolationForestDetector,
-    OCSVMDetector.name: OCSVMDetector,
-    KNNDetector.name: KNNDetector,
-    LOFDetector.name: LOFDetector,
-    DCAE.name: DCAE,
-    VAE.name: VAE,
-    AnoGAN.name: AnoGAN,
-    EGBAD.name: EGBAD,
-    ALAD.name: ALAD,
-    DAGMM.name: DAGMM,
-    DSEBM.name: DSEBM,
-    DeepSVDD.name: DeepSVDD,
-    DeepSAD.name: DeepSAD,
-    HSC.name: HSC,
-    GeoTrans.name: GeoTrans,
-    BCEClassifier.name: BCEClassifier,
-    WaveNetPredictor.name: WaveNetPredictor,
+if TYPE_CHECKING:
+    from streamad.models.base import Detector
+
+# name: "module (under streamad.models):class"; the name must equal the class's ``name``.
+ENTRIES: dict[str, str] = {
+    "gmgan": "gmgan:GMGAN",
+    "ganomaly": "gmgan:GANomaly",
+    "cae": "gmgan:ConvAE",
+    "frame_gmm": "frame_gmm:FrameGMM",
+    "frame_fullgmm": "frame_fullgmm:FrameFullGMM",
+    "pca": "pca:PCADetector",
+    "gmm": "mixture:GMMDetector",
+    "kde": "kde:KDEDetector",
+    "iforest": "iforest:IsolationForestDetector",
+    "ocsvm": "ocsvm:OCSVMDetector",
+    "knn": "knn:KNNDetector",
+    "lof": "lof:LOFDetector",
+    "dcae": "dcae:DCAE",
+    "vae": "vae:VAE",
+    "anogan": "anogan:AnoGAN",
+    "egbad": "egbad:EGBAD",
+    "alad": "alad:ALAD",
+    "dagmm": "dagmm:DAGMM",
+    "dsebm": "dsebm:DSEBM",
+    "deepsvdd": "deepsvdd:DeepSVDD",
+    "deepsad": "deepsad:DeepSAD",
+    "hsc": "hsc:HSC",
+    "geotrans": "geotrans:GeoTrans",
+    "bce": "bce:BCEClassifier",
+    "wavenet": "wavenet:WaveNetPredictor",
 }
+
+
+class _Registry(Mapping[str, "type[Detector]"]):
+    """A read-only mapping name -> detector class that imports each module when first asked."""
+
+    def __getitem__(self, name: str) -> type[Detector]:
+        module, cls = ENTRIES[name].split(":")
+        return getattr(importlib.import_module(f"streamad.models.{module}"), cls)
+
+    def __contains__(self, name: object) -> bool:
+        return name in ENTRIES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ENTRIES)
+
+    def __len__(self) -> int:
+        return len(ENTRIES)
+
+
+DETECTORS: Mapping[str, type[Detector]] = _Registry()
 
 
 def create(name: str, params: dict[str, Any] | None = None) -> Detector:
