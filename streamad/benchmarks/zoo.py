@@ -272,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doc", type=Path, default=None, help="report (default docs/DETECTORS.md; quick: OUT/DETECTORS.md)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from OUT/results.json")
+    p.add_argument("--add-seeds", action="store_true",
+                   help="append the runs of these (new) seeds to the rows already in OUT/results.json")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
@@ -284,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     save = lambda: path.write_text(json.dumps(results, indent=1))  # noqa: E731
     command = "python -m streamad.benchmarks.zoo " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in [] if a.report_only else (a.datasets or DATASETS):
-        old = results["datasets"].get(name) if only else None  # --detectors: re-run rows, keep the others
+        old = results["datasets"].get(name) if only or a.add_seeds else None  # keep what is there
+        if a.add_seeds and old and set(seeds) & set(old.get("seeds", [])):
+            p.error(f"--add-seeds: {name} already has seeds {old['seeds']}")
         t = Table(name, "", "", save)
         if not old:
             results["datasets"][name] = t.d  # partial results are saved as rows finish
@@ -292,17 +296,38 @@ def main(argv: list[str] | None = None) -> int:
         run_dataset(name, a, seeds, only, t)
         new = t.finish()
         if old:
-            new = {**old, "rows": {**old["rows"], **new["rows"]}, "wall_s": old.get("wall_s", 0) + new["wall_s"],
+            rows = add_seeds(old["rows"], new["rows"]) if a.add_seeds else {**old["rows"], **new["rows"]}
+            new = {**old, "rows": rows, "wall_s": old.get("wall_s", 0) + new["wall_s"],
                    "command": old.get("command", "?") + "; then " + command.strip()}
         else:
             new.update(command=command.strip())
         results["datasets"][name] = new
-        new.update(seeds=seeds, threads=a.threads, quick=a.quick, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        all_seeds = sorted(set(old.get("seeds", [])) | set(seeds)) if a.add_seeds and old else seeds
+        new.update(seeds=all_seeds, threads=a.threads, quick=a.quick, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         save()
         print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     write_report(results, doc)
     print(f"wrote {path} and {doc}", file=sys.stderr)
     return 0
+
+
+def add_seeds(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Rows of a run of more seeds appended to the rows of earlier seeds: per-seed lists joined,
+    per-digit means weighted by their seed counts, summaries recomputed. Rows only one side has
+    are kept as they are."""
+    out = {**old, **new}
+    for row in set(old) & set(new):
+        a, b = old[row], new[row]
+        m = {**a, "values": {k: a["values"].get(k, []) + b["values"].get(k, []) for k in a["values"] | b["values"]}}
+        for k, v in b.items():
+            if isinstance(v, list) and isinstance(a.get(k), list):
+                m[k] = a[k] + v
+        if "per_digit" in a and "per_digit" in b:
+            na, nb = len(next(iter(a["values"].values()))), len(next(iter(b["values"].values())))
+            m["per_digit"] = {d: (a["per_digit"][d] * na + b["per_digit"][d] * nb) / (na + nb) for d in a["per_digit"]}
+        m["summary"] = {k: _mean_std(v) for k, v in m["values"].items()}
+        out[row] = m
+    return out
 
 
 def run_dataset(name: str, a: argparse.Namespace, seeds: list[int], only: set[str] | None, t: Table) -> None:
