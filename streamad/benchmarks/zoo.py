@@ -2,12 +2,13 @@
 
     python -m streamad.benchmarks.zoo [kdd99 arrhythmia mnist audio] [--seeds 0,1,2]
         [--detectors alad,dagmm,...] [--quick] [--data ../shared/data] [--out docs/zoo]
-        [--doc docs/DETECTORS.md] [--threads 1]
+        [--doc docs/DETECTORS.md] [--threads 1] [--add-seeds] [--report-only]
 
 With no dataset named, all four run. Every run is seeded; results go to OUT/results.json
 (merged with earlier runs of other datasets) and docs/DETECTORS.md is regenerated from
 them, with the published number beside each measured one. ``--quick`` is a smoke run
-(one seed, a few steps, small subsets) written to a temporary directory.
+(one seed, a few steps, small subsets) written to a temporary directory. ``--add-seeds`` runs
+more seeds of a dataset already in the results and appends them to its rows.
 
 Protocols (see :mod:`streamad.benchmarks.zoo_data`): KDD Cup 99 and Arrhythmia as Zong et
 al. (DAGMM) / Zenati et al. (ALAD): precision / recall / F1 of the anomaly class with the
