@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--add-seeds", action="store_true",
                    help="append the runs of these (new) seeds to the rows already in OUT/results.json")
     a = p.parse_args(argv)
+    if a.add_seeds and a.detectors:  # the table's seed list would then be wrong for the rows not re-run
+        p.error("--add-seeds runs every row of a dataset; it cannot be combined with --detectors")
     torch.set_num_threads(a.threads)
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
     out = a.out or (Path(tempfile.mkdtemp(prefix="zoo-quick-")) if a.quick else Path("docs/zoo"))
