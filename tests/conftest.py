@@ -1,6 +1,7 @@
 """Shared fixtures: one real broker process per session, real recordings from ../shared/data."""
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 import warnings
@@ -53,17 +54,36 @@ def ambient_files(data_dir) -> list[Path]:
 def audio_model(tmp_path_factory, ambient_files) -> Path:
     """A small GMGAN trained on 12 real ambient recordings (2 minutes), used by CLI and daemon tests.
 
+    Trained once per test run: with pytest-xdist (``make test`` runs two workers) the first worker
+    trains it under a file lock and the others load the same directory.
     ``STREAMAD_TEST_AUDIO_MODEL=DIR`` uses a model trained the same way before (iterating on tests)."""
     if os.environ.get("STREAMAD_TEST_AUDIO_MODEL"):
         return Path(os.environ["STREAMAD_TEST_AUDIO_MODEL"])
     from streamad.config import from_dict
     from streamad.train import load_recordings, train_model
 
-    out = tmp_path_factory.mktemp("model") / "audio"
-    cfg = from_dict({"model": {"detector": "gmgan", "params": {"steps": 300}},
-                     "train": {"train_hop_s": 0.25}})
-    train_files = ambient_files[0::4][:12]
-    train_model(cfg, load_recordings(cfg, train_files), out, show_progress=False)
+    def train(out: Path) -> None:
+        cfg = from_dict({"model": {"detector": "gmgan", "params": {"steps": 100}},
+                         "train": {"train_hop_s": 0.25}})
+        train_model(cfg, load_recordings(cfg, ambient_files[0::4][:12]), out, show_progress=False)
+
+    return once_per_run(tmp_path_factory, "audio-model", train)
+
+
+def once_per_run(tmp_path_factory, name: str, build) -> Path:
+    """``build(dir)`` run by one pytest process of the run (xdist workers share a base temp dir);
+    the others wait on the lock and reuse the result. Without xdist: a fresh temp dir."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.mktemp(name) / name
+        build(out)
+        return out
+    shared = tmp_path_factory.getbasetemp().parent  # common to every worker of this run
+    out, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            build(out)
+            done.touch()
     return out
 
 
