@@ -152,6 +152,8 @@ def audio_specs() -> list[Spec]:
     s = {"steps": AUDIO_STEPS}
     note = f"{AUDIO_STEPS} steps (audio default 1 500)"
     return [
+        Spec("frame_fullgmm", "frame_fullgmm", {"diag_k": 8, "floor": 0.01},
+             note="the audio default's detector and params, here on the zoo's 32-mel patches (configs/audio.yaml: 64)"),
         Spec("frame_gmm", "frame_gmm"), Spec("pca", "pca"), Spec("gmm", "gmm", {"covariance_type": "diag"},
                                                                  note="diagonal covariances"),
         Spec("kde", "kde"), Spec("iforest", "iforest"), Spec("ocsvm", "ocsvm"), Spec("knn", "knn"), Spec("lof", "lof"),
