@@ -59,7 +59,15 @@ NOTES = """
   training part; the test images are disjoint). Audio: the 129 event recordings of
   `audio/events` (office sounds, urban sounds, alarms, screams; never glass or baby cry, the
   test events) mixed into training background at a random EBR of -6/0/+6 dB; every window of
-  those clips is a labelled anomaly.
+  those clips is a labelled anomaly. On audio the exposure rows do not beat the best
+  unsupervised rows (cae, ganomaly, gmgan: reconstruction of the site's patches, already near
+  0.98 on this quiet site) and two of them raise false alerts on the pure normal audio; a
+  likely reason, not tested here, is that 129 other events teach "unlike these events"
+  rather than "unlike this site". The seed result's ordering is shown on MNIST for hsc and
+  bce, not for deepsad, and not on audio.
+* **Audio rows.** Deep rows train for 150 steps (or the epochs in their note), far below the
+  audio default budgets; every row uses the same 32x32 log-mel patches, so `frame_fullgmm`
+  here is not the shipped 64-mel audio default (docs/EVAL.md has that one on this split).
 * **Published numbers.** Only the values quoted in issue 12 are listed (KDD99 and
   Arrhythmia F1 from the ALAD / DAGMM papers, Deep SVDD on MNIST, the AnoGAN / ALAD timing);
   "—" means no published number under this protocol.
@@ -70,8 +78,15 @@ TITLES = {"kdd99": "KDD Cup 99 (10 %), F1 of the anomaly class", "arrhythmia": "
           "audio": "Audio held-out evaluation (streamad eval), mean ROC-AUC (babycry and glass, EBR -6/0/+6 dB)"}
 
 
-def fmt(s: dict[str, float] | None) -> str:
-    return "—" if not s else f"{s['mean']:.3f} ± {s['std']:.3f}"
+def fmt(s: dict[str, float] | None, digits: int = 3) -> str:
+    return "—" if not s else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+# more columns per dataset: (header, summary key, digits)
+EXTRA = {"kdd99": [("precision", "precision", 3), ("recall", "recall", 3)],
+         "arrhythmia": [("precision", "precision", 3), ("recall", "recall", 3)],
+         "audio": [("baby cry AUC", "auc_babycry", 3), ("glass AUC", "auc_glass", 3),
+                   ("false alerts / h (160 s of normal audio)", "fa_per_hour", 1)]}
 
 
 def verdict(mean: float, pub: float | None) -> str:
@@ -84,16 +99,16 @@ def verdict(mean: float, pub: float | None) -> str:
 
 def dataset_table(name: str, d: dict[str, Any]) -> list[str]:
     metric, pub = d.get("metric", "auc"), S.PUBLISHED.get(name, {})
-    extra = "precision | recall | " if metric == "f1" else ""
-    lines = [f"| row | {metric} (mean ± std) | published | verdict | {extra}fit s | ms / batch of {d.get('batch', '?')} | notes |",
-             "|---|---|---|---|" + ("---|---|" if extra else "") + "---|---|---|"]
+    extra = EXTRA.get(name, [])
+    lines = [f"| row | {metric} (mean ± std) | published | verdict | "
+             + "".join(f"{h} | " for h, _, _ in extra) + f"fit s | ms / batch of {d.get('batch', '?')} | notes |",
+             "|---|---|---|---|" + "---|" * len(extra) + "---|---|---|"]
     for row, r in d.get("rows", {}).items():
         s = r.get("summary") or {k: {"mean": sum(v) / len(v), "std": 0.0} for k, v in r["values"].items()}
         p = pub.get(row)
         cells = [f"`{row}`" + (" (+OE)" if r.get("exposure") and "+OE" not in row else ""), fmt(s.get(metric)),
                  f"{p[0]:.3f} ({p[1]})" if p else "—", verdict(s[metric]["mean"], p[0] if p else None)]
-        if extra:
-            cells += [fmt(s.get("precision")), fmt(s.get("recall"))]
+        cells += [fmt(s.get(key), digits) for _, key, digits in extra]
         fit = r.get("fit_s", [])
         inf = r.get("infer_ms_batch", [])
         cells += [f"{sum(fit) / len(fit):.1f}" if fit else "—", f"{sum(inf) / len(inf):.1f}" if inf else "—",
@@ -119,13 +134,14 @@ def findings(res: dict[str, Any]) -> list[str]:
                    f"ratio **{a / b:.0f}x** on this CPU ({kdd['anogan']['params'].get('search_steps', 500)} latent "
                    f"search steps). Published: {t['anogan_ms']:.0f} ms vs {t['alad_ms']} ms "
                    f"(~{t['anogan_ms'] / t['alad_ms']:.0f}x), {t['source']}.")
-    mn = res.get("mnist", {})
-    if mn.get("rows", {}).get("gmgan", {}).get("summary"):
-        g = mn["rows"]["gmgan"]["summary"]["auc"]["mean"]
-        row, best = best_unsupervised(mn, "auc", ("gmgan",))
-        out.append(f"* **GMGAN on one-class MNIST:** {g:.3f} vs the best other unsupervised row `{row}` {best:.3f}: "
-                   + ("meets the target (at least the best unsupervised row)." if g >= best else
-                      f"**misses** the target by {g - best:+.3f}."))
+    for name, what in (("mnist", "one-class MNIST"), ("audio", "the audio evaluation")):
+        d = res.get(name, {})
+        if d.get("rows", {}).get("gmgan", {}).get("summary"):
+            g = d["rows"]["gmgan"]["summary"]["auc"]["mean"]
+            row, best = best_unsupervised(d, "auc", ("gmgan",))
+            out.append(f"* **GMGAN on {what}:** {g:.3f} vs the best other unsupervised row `{row}` {best:.3f}: "
+                       + ("meets the target (at least the best unsupervised row)." if g >= best else
+                          f"**misses** the target by {g - best:+.3f}."))
     for name in ("mnist", "audio"):
         d = res.get(name, {})
         oe = {k: r["summary"]["auc"]["mean"] for k, r in d.get("rows", {}).items() if r.get("exposure") and "summary" in r}
