@@ -86,7 +86,7 @@ def _free_block(n: int) -> int:
 
 
 def spawn_producers(ctx: Ctx, topic: str, streams: int, seconds: float, t0: float, paced: bool,
-                    per_process: int = 250) -> list[tuple[subprocess.Popen, Path]]:
+                    per_process: int = 250, skip_s: float = 0.0) -> list[tuple[subprocess.Popen, Path]]:
     """Producer processes, ``per_process`` streams each (at least 2 processes when paced and N > 50)."""
     procs = max(1, math.ceil(streams / per_process), 2 if paced and streams > 50 else 1)
     out = []
@@ -95,7 +95,8 @@ def spawn_producers(ctx: Ctx, topic: str, streams: int, seconds: float, t0: floa
         report = ctx.out / f"producer-{topic}-{i}.json"
         cmd = [sys.executable, "-m", "streamad.benchmarks.bench_producer", "--bootstrap", ctx.bootstrap,
                "--topic", topic, "--corpus", str(ctx.corpus), "--first", str(first), "--count", str(last - first),
-               "--seconds", str(seconds), "--chunk-s", str(ctx.chunk_s), "--t0", repr(t0), "--report", str(report)]
+               "--seconds", str(seconds), "--chunk-s", str(ctx.chunk_s), "--t0", repr(t0), "--report", str(report),
+               "--skip-s", repr(skip_s)]
         out.append((subprocess.Popen(cmd + (["--paced"] if paced else [])), report))
     return out
 
@@ -128,7 +129,13 @@ class AlertCollector(threading.Thread):
             from kafka import KafkaConsumer, TopicPartition
         self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                auto_offset_reset="earliest", fetch_max_wait_ms=10)
-        parts = self.c.partitions_for_topic(topic) or {0}
+        parts, deadline = None, time.monotonic() + 30.0
+        while not parts:  # metadata of a topic just created can lag: never read partition 0 alone
+            parts = self.c.partitions_for_topic(topic)
+            if not parts and time.monotonic() > deadline:
+                raise RuntimeError(f"alert topic {topic}: no partition metadata within 30 s")
+            if not parts:
+                time.sleep(0.2)
         self.c.assign([TopicPartition(topic, p) for p in parts])
         self.alerts: list[tuple[float, float]] = []
         self.done = threading.Event()

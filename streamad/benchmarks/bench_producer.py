@@ -36,9 +36,16 @@ def stream_id(j: int) -> str:
     return f"s{j:05d}"
 
 
+def stream_offset(j: int, length: int) -> int:
+    """Where stream ``j`` starts in the corpus (samples): spread over all of it for any number of
+    streams (golden-ratio sequence), so a few streams or a short run hear the same mix of the
+    corpus as the threshold was set on, and neighbouring streams are never alike."""
+    return int(((j * GOLDEN) % 1.0) * length)
+
+
 def chunk_of(sig: np.ndarray, j: int, k: int, n: int) -> np.ndarray:
     """Chunk ``k`` (``n`` samples) of stream ``j``: the corpus from the stream's own offset, looped."""
-    start = (int(j * 7.31 * SR) + k * n) % len(sig)
+    start = (stream_offset(j, len(sig)) + k * n) % len(sig)
     if start + n <= len(sig):
         return sig[start:start + n]
     return np.take(sig, np.arange(start, start + n), mode="wrap")
@@ -48,6 +55,7 @@ def run(a: argparse.Namespace) -> dict:
     sig = np.load(a.corpus, mmap_mode="r")
     n = int(round(a.chunk_s * SR))
     chunks = int(round(a.seconds / a.chunk_s))
+    a.skip_chunks = int(round(a.skip_s / a.chunk_s))
     streams = list(range(a.first, a.first + a.count))
     phase = {j: ((j * GOLDEN) % 1.0) * a.chunk_s if a.paced else 0.0 for j in streams}
     order = sorted(streams, key=phase.get)
@@ -65,7 +73,7 @@ def run(a: argparse.Namespace) -> dict:
                         time.sleep(delay)
                     else:
                         late.append(-delay)
-                key, value, headers = encode_audio(stream_id(j), chunk_of(sig, j, k, n), SR, ts)
+                key, value, headers = encode_audio(stream_id(j), chunk_of(sig, j, a.skip_chunks + k, n), SR, ts)
                 prod.send(a.topic, key=key, value=value, headers=headers)
                 sent += 1
         prod.flush(timeout=60)
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--chunk-s", type=float, default=0.1)
+    p.add_argument("--skip-s", type=float, default=0.0,
+                   help="start this far into each stream's audio (a soak segment goes on where the last ended)")
     p.add_argument("--paced", action="store_true")
     p.add_argument("--t0", type=float, required=True, help="capture time of the first chunk (epoch s)")
     p.add_argument("--report", required=True)

@@ -115,7 +115,7 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
         for i, topic in enumerate(inputs):
             t_seg = t0 + i * seg_s
             wait_until(t_seg - 5.0)  # the next segment's producers start 5 s ahead
-            nxt = spawn_producers(ctx, topic, n, seg_s, t_seg, paced=True)
+            nxt = spawn_producers(ctx, topic, n, seg_s, t_seg, paced=True, skip_s=i * seg_s)  # the audio goes on
             reports += wait_producers(live) if live else []
             live[:] = nxt
             if i >= 2:
