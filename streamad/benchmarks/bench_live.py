@@ -129,13 +129,11 @@ class AlertCollector(threading.Thread):
             from kafka import KafkaConsumer, TopicPartition
         self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                auto_offset_reset="earliest", fetch_max_wait_ms=10)
-        parts, deadline = None, time.monotonic() + 30.0
-        while not parts:  # metadata of a topic just created can lag: never read partition 0 alone
-            parts = self.c.partitions_for_topic(topic)
-            if not parts and time.monotonic() > deadline:
+        deadline = time.monotonic() + 30.0
+        while not (parts := self.c.partitions_for_topic(topic)):  # a new topic's metadata can lag
+            if time.monotonic() > deadline:
                 raise RuntimeError(f"alert topic {topic}: no partition metadata within 30 s")
-            if not parts:
-                time.sleep(0.2)
+            time.sleep(0.2)
         self.c.assign([TopicPartition(topic, p) for p in parts])
         self.alerts: list[tuple[float, float]] = []
         self.done = threading.Event()

@@ -36,11 +36,16 @@ def stream_id(j: int) -> str:
     return f"s{j:05d}"
 
 
+def spread(j: int) -> float:
+    """Stream ``j``'s place in [0, 1) (golden-ratio sequence): even for any number of streams,
+    and neighbouring streams never alike. Sets its chunk phase and its start in the corpus."""
+    return (j * GOLDEN) % 1.0
+
+
 def stream_offset(j: int, length: int) -> int:
-    """Where stream ``j`` starts in the corpus (samples): spread over all of it for any number of
-    streams (golden-ratio sequence), so a few streams or a short run hear the same mix of the
-    corpus as the threshold was set on, and neighbouring streams are never alike."""
-    return int(((j * GOLDEN) % 1.0) * length)
+    """Where stream ``j`` starts in the corpus (samples): spread over all of it, so a few streams
+    or a short run hear the same mix of the corpus as the threshold was set on."""
+    return int(spread(j) * length)
 
 
 def chunk_of(sig: np.ndarray, j: int, k: int, n: int) -> np.ndarray:
@@ -55,9 +60,9 @@ def run(a: argparse.Namespace) -> dict:
     sig = np.load(a.corpus, mmap_mode="r")
     n = int(round(a.chunk_s * SR))
     chunks = int(round(a.seconds / a.chunk_s))
-    a.skip_chunks = int(round(a.skip_s / a.chunk_s))
+    skip = int(round(a.skip_s / a.chunk_s))
     streams = list(range(a.first, a.first + a.count))
-    phase = {j: ((j * GOLDEN) % 1.0) * a.chunk_s if a.paced else 0.0 for j in streams}
+    phase = {j: spread(j) * a.chunk_s if a.paced else 0.0 for j in streams}
     order = sorted(streams, key=phase.get)
     prod = kio.producer(KafkaConfig(), a.bootstrap, acks=1, linger_ms=5 if a.paced else 20, retries=3)
     late: list[float] = []
@@ -73,7 +78,7 @@ def run(a: argparse.Namespace) -> dict:
                         time.sleep(delay)
                     else:
                         late.append(-delay)
-                key, value, headers = encode_audio(stream_id(j), chunk_of(sig, j, a.skip_chunks + k, n), SR, ts)
+                key, value, headers = encode_audio(stream_id(j), chunk_of(sig, j, skip + k, n), SR, ts)
                 prod.send(a.topic, key=key, value=value, headers=headers)
                 sent += 1
         prod.flush(timeout=60)

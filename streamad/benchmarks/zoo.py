@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         if old:
             rows = add_seeds(old["rows"], new["rows"]) if a.add_seeds else {**old["rows"], **new["rows"]}
             new = {**old, "rows": rows, "wall_s": old.get("wall_s", 0) + new["wall_s"],
-                   "command": old.get("command", "?") + "; then " + command.strip()}
+                   "command": (old.get("command") or "(an earlier run, command not recorded)") + "; then "
+                   + command.strip()}
         else:
             new.update(command=command.strip())
         results["datasets"][name] = new

@@ -38,7 +38,8 @@ NOTES = """
   after that check, which looked at test labels of one split; it is disclosed here rather than
   hidden. The `*-paper-lr` rows beside them train at the authors' 1e-5 with the same budget and
   involve no choice at all; they are the untainted comparison with the published numbers (within
-  our budget they converge far less, which is why the main rows exist). The EMA averages the parameters only (as TensorFlow's, over trainable variables) with
+  our budget they converge far less, which is why the main rows exist). The EMA averages the
+  parameters only (as TensorFlow's, over trainable variables) with
   TensorFlow's warm-up (decay min(0.999, (1+n)/(10+n))), so short runs are not dominated by the
   initial weights.
 * **KDD99 protocol.** Split per seed (random 50 %, DAGMM style; ALAD fixes one split);
@@ -85,8 +86,8 @@ def fmt(s: dict[str, float] | None, digits: int = 3) -> str:
 
 
 # more columns per dataset: (header, summary key, digits)
-EXTRA = {"kdd99": [("precision", "precision", 3), ("recall", "recall", 3)],
-         "arrhythmia": [("precision", "precision", 3), ("recall", "recall", 3)],
+PR = [("precision", "precision", 3), ("recall", "recall", 3)]
+EXTRA = {"kdd99": PR, "arrhythmia": PR,
          "audio": [("baby cry AUC", "auc_babycry", 3), ("glass AUC", "auc_glass", 3),
                    ("false alerts / h (160 s of normal audio)", "fa_per_hour", 1)]}
 
