@@ -34,6 +34,7 @@ from kafka.structs import TopicPartition
 
 from streamad.broker import BrokerError, api_versions_ok
 from streamad.daemon.health import kafka_connected
+from streamad.io import kafka as kio
 from streamad.io.deadletter import placeholder
 
 log = logging.getLogger("streamad.daemon")
@@ -159,6 +160,9 @@ class Supervisor:
     # -- polls ------------------------------------------------------------------------------
     def poll(self, timeout_ms: int) -> dict:
         """``consumer.poll``; an unreadable record is skipped with a placeholder dead letter."""
+        if kio.mend_lost_join(self.d.consumer):
+            log.warning("the group join finished between two polls and the client dropped its result "
+                        "(kafka-python 3.0.12); joining again")
         try:
             out = self.d.consumer.poll(timeout_ms=timeout_ms)
         except _RECORD_ERRORS as e:
@@ -203,8 +207,6 @@ class Supervisor:
 
     def _find_unreadable(self) -> tuple[TopicPartition, int] | None:
         """The (partition, offset) whose next record a fresh consumer cannot decode either."""
-        from streamad.io import kafka as kio
-
         candidates = [(tp, pos) for tp, hw, pos in self._positions(1000)
                       if pos is not None and (hw is None or pos < hw)]
         probe = kio.consumer(self.d.kcfg, self.d.bootstrap, group_id=None, max_poll_records=1)

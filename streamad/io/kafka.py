@@ -93,6 +93,24 @@ def consumer(cfg: KafkaConfig, bootstrap: str, group_id: str | None = None, **ex
     return KafkaConsumer(**opts)
 
 
+def mend_lost_join(c: KafkaConsumer) -> bool:
+    """Re-request a group join whose result kafka-python 3.0.12 dropped; True when it did.
+
+    A rebalance the group leader starts itself (a subscribed topic re-created with another partition
+    count, a new topic matching a pattern) runs JoinGroup and SyncGroup in the client's network
+    thread. When both finish between two polls, the leader's fresh assignment already matches the
+    metadata, so the next poll finds nothing to rejoin and never applies the result: the consumer
+    keeps no partitions, and no rebalance callback runs, until the metadata changes again. The
+    signature is a member still marked as rejoining that no longer needs to; asking for a rejoin
+    then makes the next poll finish the join (one more JoinGroup / SyncGroup round).
+    """
+    co = getattr(c, "_coordinator", None)
+    if co is None or not getattr(co, "rejoining", False) or co.need_rejoin():
+        return False
+    co.request_rejoin()
+    return True
+
+
 def producer(cfg: KafkaConfig, bootstrap: str, **extra: Any) -> KafkaProducer:
     opts: dict[str, Any] = dict(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1024 * 1024,
