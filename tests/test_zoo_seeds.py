@@ -1,4 +1,5 @@
-"""``zoo --add-seeds``: runs of more seeds join the rows of earlier seeds (hand-worked values)."""
+"""``zoo --add-seeds`` and re-runs of some rows: runs of more seeds join the rows of earlier seeds
+(hand-worked values); an interrupted re-run loses none of its finished runs."""
 import pytest
 
 from streamad.benchmarks.zoo import add_seeds
@@ -19,3 +20,39 @@ def test_more_seeds_join_lists_weight_digit_means_and_recompute_summaries():
     assert g["summary"]["auc"]["std"] == pytest.approx(0.1414213, abs=1e-6)  # population std of .9 .6 .9
     assert got["pca"] == old["pca"] and got["kde"] == new["kde"]  # rows of one side only: as they were
     assert old["gmgan"]["values"]["auc"] == [0.9]  # inputs untouched
+
+
+def test_an_interrupted_rerun_keeps_the_table_and_its_finished_runs(tmp_path, monkeypatch):
+    """Plumbing only (made-up values): a re-run of some rows that dies midway leaves the finished
+    table untouched and every run it finished in results.partial.json."""
+    import json
+
+    from streamad.benchmarks import zoo
+    from streamad.benchmarks import zoo_specs as S
+
+    old = {"datasets": {"arrhythmia": {"protocol": "p", "metric": "f1", "seeds": [0, 1, 2], "wall_s": 1.0,
+                                       "rows": {"iforest": {"detector": "iforest", "values": {"f1": [0.4]}}}}}}
+    (tmp_path / "results.json").write_text(json.dumps(old))
+
+    def dies_after_one_run(name, a, seeds, only, t):
+        spec = next(s for s in S.arrhythmia_specs() if s.row == "alad")
+        t.add(spec, {"f1": 0.5, "precision": 0.5, "recall": 0.5})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo, "run_dataset", dies_after_one_run)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.main(["arrhythmia", "--detectors", "alad", "--out", str(tmp_path), "--doc", str(tmp_path / "D.md")])
+    assert json.loads((tmp_path / "results.json").read_text()) == old
+    part = json.loads((tmp_path / "results.partial.json").read_text())
+    assert part["dataset"] == "arrhythmia" and part["rows"]["alad"]["values"]["f1"] == [0.5]
+    assert "--detectors alad" in part["command"]
+
+    def one_run(name, a, seeds, only, t):
+        spec = next(s for s in S.arrhythmia_specs() if s.row == "alad")
+        t.add(spec, {"f1": 0.5, "precision": 0.5, "recall": 0.5})
+
+    monkeypatch.setattr(zoo, "run_dataset", one_run)
+    assert zoo.main(["arrhythmia", "--detectors", "alad", "--out", str(tmp_path), "--doc", str(tmp_path / "D.md")]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["datasets"]["arrhythmia"]["rows"]
+    assert set(rows) == {"iforest", "alad"} and rows["alad"]["values"]["f1"] == [0.5]
+    assert not (tmp_path / "results.partial.json").exists()

@@ -8,7 +8,10 @@ With no dataset named, all four run. Every run is seeded; results go to OUT/resu
 (merged with earlier runs of other datasets) and docs/DETECTORS.md is regenerated from
 them, with the published number beside each measured one. ``--quick`` is a smoke run
 (one seed, a few steps, small subsets) written to a temporary directory. ``--add-seeds`` runs
-more seeds of a dataset already in the results and appends them to its rows.
+more seeds of a dataset already in the results and appends them to its rows. While such a
+re-run (``--detectors`` or ``--add-seeds``) of a dataset already in the results goes on, each
+finished run is written to OUT/results.partial.json; the rows are merged into results.json
+when the dataset is done (an interrupted re-run leaves its runs in the side file).
 
 Protocols (see :mod:`streamad.benchmarks.zoo_data`): KDD Cup 99 and Arrhythmia as Zong et
 al. (DAGMM) / Zenati et al. (ALAD): precision / recall / F1 of the anomaly class with the
@@ -293,13 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(path.read_text()) if path.exists() else {"datasets": {}}
     only = set(a.detectors.split(",")) if a.detectors else None
     save = lambda: path.write_text(json.dumps(results, indent=1))  # noqa: E731
+    partial = out / "results.partial.json"  # runs of a re-run (--detectors, --add-seeds) not merged yet
     command = "python -m streamad.benchmarks.zoo " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in [] if a.report_only else (a.datasets or DATASETS):
         old = results["datasets"].get(name) if only or a.add_seeds else None  # keep what is there
         if a.add_seeds and old and set(seeds) & set(old.get("seeds", [])):
             p.error(f"--add-seeds: {name} already has seeds {old['seeds']}")
-        t = Table(name, "", "", save)
-        if not old:
+        if old:  # the finished table stays as it is until the re-run rows are merged at the end; till then
+            # every finished run goes to a side file, so an interrupted re-run loses none of them
+            t = Table(name, "", "", lambda: partial.write_text(json.dumps(
+                {"dataset": name, "command": command.strip(), "rows": t.d["rows"]}, indent=1)))
+        else:
+            t = Table(name, "", "", save)
             results["datasets"][name] = t.d  # partial results are saved as rows finish
         t0 = time.time()
         run_dataset(name, a, seeds, only, t)
@@ -315,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         all_seeds = sorted(set(old.get("seeds", [])) | set(seeds)) if a.add_seeds and old else seeds
         new.update(seeds=all_seeds, threads=a.threads, quick=a.quick, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         save()
+        partial.unlink(missing_ok=True)
         print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     write_report(results, doc)
     print(f"wrote {path} and {doc}", file=sys.stderr)
