@@ -24,7 +24,8 @@ def test_more_seeds_join_lists_weight_digit_means_and_recompute_summaries():
 
 def test_an_interrupted_rerun_keeps_the_table_and_its_finished_runs(tmp_path, monkeypatch):
     """Plumbing only (made-up values): a re-run of some rows that dies midway leaves the finished
-    table untouched and every run it finished in results.partial.json."""
+    table untouched and every run it finished in results.arrhythmia.partial.json; a later re-run
+    merges its rows and removes its own side file, not another dataset's."""
     import json
 
     from streamad.benchmarks import zoo
@@ -33,26 +34,28 @@ def test_an_interrupted_rerun_keeps_the_table_and_its_finished_runs(tmp_path, mo
     old = {"datasets": {"arrhythmia": {"protocol": "p", "metric": "f1", "seeds": [0, 1, 2], "wall_s": 1.0,
                                        "rows": {"iforest": {"detector": "iforest", "values": {"f1": [0.4]}}}}}}
     (tmp_path / "results.json").write_text(json.dumps(old))
+    other = tmp_path / "results.kdd99.partial.json"  # left by an interrupted re-run of another dataset
+    other.write_text("{}")
+    side = tmp_path / "results.arrhythmia.partial.json"
+    args = ["arrhythmia", "--detectors", "alad", "--out", str(tmp_path), "--doc", str(tmp_path / "D.md")]
 
-    def dies_after_one_run(name, a, seeds, only, t):
-        spec = next(s for s in S.arrhythmia_specs() if s.row == "alad")
-        t.add(spec, {"f1": 0.5, "precision": 0.5, "recall": 0.5})
-        raise KeyboardInterrupt
+    def one_alad_run(die):
+        def run(name, a, seeds, only, t):
+            t.add(next(s for s in S.arrhythmia_specs() if s.row == "alad"), {"f1": 0.5, "precision": 0.5, "recall": 0.5})
+            if die:
+                raise KeyboardInterrupt
+        return run
 
-    monkeypatch.setattr(zoo, "run_dataset", dies_after_one_run)
+    monkeypatch.setattr(zoo, "run_dataset", one_alad_run(die=True))
     with pytest.raises(KeyboardInterrupt):
-        zoo.main(["arrhythmia", "--detectors", "alad", "--out", str(tmp_path), "--doc", str(tmp_path / "D.md")])
+        zoo.main(args)
     assert json.loads((tmp_path / "results.json").read_text()) == old
-    part = json.loads((tmp_path / "results.partial.json").read_text())
+    part = json.loads(side.read_text())
     assert part["dataset"] == "arrhythmia" and part["rows"]["alad"]["values"]["f1"] == [0.5]
     assert "--detectors alad" in part["command"]
 
-    def one_run(name, a, seeds, only, t):
-        spec = next(s for s in S.arrhythmia_specs() if s.row == "alad")
-        t.add(spec, {"f1": 0.5, "precision": 0.5, "recall": 0.5})
-
-    monkeypatch.setattr(zoo, "run_dataset", one_run)
-    assert zoo.main(["arrhythmia", "--detectors", "alad", "--out", str(tmp_path), "--doc", str(tmp_path / "D.md")]) == 0
+    monkeypatch.setattr(zoo, "run_dataset", one_alad_run(die=False))
+    assert zoo.main(args) == 0
     rows = json.loads((tmp_path / "results.json").read_text())["datasets"]["arrhythmia"]["rows"]
     assert set(rows) == {"iforest", "alad"} and rows["alad"]["values"]["f1"] == [0.5]
-    assert not (tmp_path / "results.partial.json").exists()
+    assert not side.exists() and other.exists()

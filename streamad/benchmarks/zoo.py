@@ -10,7 +10,7 @@ them, with the published number beside each measured one. ``--quick`` is a smoke
 (one seed, a few steps, small subsets) written to a temporary directory. ``--add-seeds`` runs
 more seeds of a dataset already in the results and appends them to its rows. While such a
 re-run (``--detectors`` or ``--add-seeds``) of a dataset already in the results goes on, each
-finished run is written to OUT/results.partial.json; the rows are merged into results.json
+finished run is written to OUT/results.DATASET.partial.json; the rows are merged into results.json
 when the dataset is done (an interrupted re-run leaves its runs in the side file).
 
 Protocols (see :mod:`streamad.benchmarks.zoo_data`): KDD Cup 99 and Arrhythmia as Zong et
@@ -296,14 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(path.read_text()) if path.exists() else {"datasets": {}}
     only = set(a.detectors.split(",")) if a.detectors else None
     save = lambda: path.write_text(json.dumps(results, indent=1))  # noqa: E731
-    partial = out / "results.partial.json"  # runs of a re-run (--detectors, --add-seeds) not merged yet
     command = "python -m streamad.benchmarks.zoo " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in [] if a.report_only else (a.datasets or DATASETS):
         old = results["datasets"].get(name) if only or a.add_seeds else None  # keep what is there
         if a.add_seeds and old and set(seeds) & set(old.get("seeds", [])):
             p.error(f"--add-seeds: {name} already has seeds {old['seeds']}")
+        partial = out / f"results.{name}.partial.json"  # a re-run's finished runs, not merged yet
         if old:  # the finished table stays as it is until the re-run rows are merged at the end; till then
-            # every finished run goes to a side file, so an interrupted re-run loses none of them
+            # every finished run goes to the dataset's side file, so an interrupted re-run loses none of them
             t = Table(name, "", "", lambda: partial.write_text(json.dumps(
                 {"dataset": name, "command": command.strip(), "rows": t.d["rows"]}, indent=1)))
         else:

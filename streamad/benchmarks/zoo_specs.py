@@ -95,8 +95,8 @@ def kdd99_specs() -> list[Spec]:
 
 
 def arrhythmia_specs() -> list[Spec]:
-    alad = {"nz": 64, "hidden": [256, 128], "dec_hidden": [256, 128], "batch_size": 32, "steps": 3000, "lr": 1e-4}
     gan = {"nz": 64, "hidden": [256, 128], "batch_size": 32, "steps": 3000, "lr": 1e-4}
+    alad = {**gan, "dec_hidden": [256, 128]}
     return [
         Spec("pca", "pca"), Spec("gmm", "gmm", {"k": 2}), Spec("kde", "kde"), Spec("iforest", "iforest"),
         Spec("ocsvm", "ocsvm"), Spec("knn", "knn"), Spec("lof", "lof"), Spec("frame_gmm", "frame_gmm", {"k": 2}),
