@@ -78,3 +78,28 @@ def test_floor_makes_quieter_than_normal_frames_normal_but_keeps_louder_ones_ano
     again = create("frame_fullgmm", {"k": 2, "floor": 0.01})
     again.load_state(floored.state())
     np.testing.assert_allclose(again.score_components(quiet)["nll"], floored.score_components(quiet)["nll"])
+
+
+def test_local_contrast_ignores_a_slow_level_change_but_not_a_short_event():
+    """local_k: a window whose whole background is louder (a car passing) has the same local
+    contrast as a normal one; a short burst inside an otherwise normal window stands out."""
+    from streamad.models.frame_fullgmm import local_contrast
+    from streamad.models.registry import create
+
+    g = torch.Generator().manual_seed(2)
+    X = 0.5 * torch.randn(80, 1, 16, 32, generator=g)
+    louder = X[:1] + 4.0  # every band and frame up by the same amount: nothing local changed
+    burst = X[:1].clone()
+    burst[..., 3:9, 12:16] += 4.0  # a few bands for 4 frames
+    f = lambda x: x.reshape(len(x), 16, 32).transpose(1, 2)  # noqa: E731 (patches -> frames)
+    torch.testing.assert_close(local_contrast(f(louder)), local_contrast(f(X[:1])))
+    det = create("frame_fullgmm", {"k": 2, "local_k": 2}).fit(X, seed=0)
+    c = det.score_components(torch.cat([X[:20], louder, burst]))
+    assert {"nll_local", "nll_local_top"} <= set(c)
+    normal_top = c["nll_local_top"][:20].max()
+    assert abs(c["nll_local_top"][20] - c["nll_local_top"][0]) < 1e-3  # level change: same local score
+    assert c["nll"][20] > 3 * c["nll"][:20].max()  # ... while the absolute mixture flags it
+    assert c["nll_local_top"][21] > 2 * normal_top
+    again = create("frame_fullgmm", {"k": 2, "local_k": 2})
+    again.load_state(det.state())
+    np.testing.assert_allclose(again.score_components(burst)["nll_local_top"], c["nll_local_top"][21:], rtol=1e-6)

@@ -171,7 +171,8 @@ def audio_specs() -> list[Spec]:
     note = f"{AUDIO_STEPS} steps (audio default 1 500)"
     return [
         Spec("frame_fullgmm", "frame_fullgmm", {"diag_k": 8, "floor": 0.01},
-             note="the audio default's detector and params, here on the zoo's 32-mel patches (configs/audio.yaml: 64)"),
+             note="the audio default's detector as first shipped (configs/audio.yaml adds local_k 8 "
+                  "and uses 64 mels), on the zoo's 32-mel patches"),
         Spec("frame_gmm", "frame_gmm"), Spec("pca", "pca"), Spec("gmm", "gmm", {"covariance_type": "diag"},
                                                                  note="diagonal covariances"),
         Spec("kde", "kde"), Spec("iforest", "iforest"), Spec("ocsvm", "ocsvm"), Spec("knn", "knn"), Spec("lof", "lof"),

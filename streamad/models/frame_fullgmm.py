@@ -11,7 +11,11 @@ are unchanged. Score components per window:
 * ``nll_top``: mean NLL of the worst ``top`` fraction of frames (short events are not
   averaged away over the window);
 * ``nll_diag`` (only with ``diag_k`` > 0): mean frame NLL under a diagonal mixture of ``diag_k``
-  components fitted on the same frames (the ``frame_gmm`` baseline), a combination of both.
+  components fitted on the same frames (the ``frame_gmm`` baseline), a combination of both;
+* ``nll_local`` / ``nll_local_top`` (only with ``local_k`` > 0): mean / worst-``top`` frame NLL
+  under a diagonal mixture of ``local_k`` components over *local contrast* features: each frame
+  minus the per-band median of its window. The slow level changes of a busy background (a car
+  passing, a crowd swelling) cancel out; what stands out from the next half-second does not.
 """
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ import torch
 from streamad.models.base import Detector, Progress, batched, check_layout
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
+
+
+def local_contrast(f: torch.Tensor) -> torch.Tensor:
+    """(N, W, F) frame features -> each frame minus its window's per-band median."""
+    return f - f.median(dim=1, keepdim=True).values
 
 
 def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = None) -> torch.Tensor:
@@ -42,10 +51,11 @@ def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = No
 
 class FrameFullGMM(Detector):
     name = "frame_fullgmm"
-    components = ("nll", "nll_top", "nll_diag")
+    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top")
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
-                                "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0}
+                                "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0,
+                                "local_k": 0}
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
@@ -58,15 +68,21 @@ class FrameFullGMM(Detector):
             if len(bands) > 200000:
                 bands = bands[torch.randperm(len(bands), generator=torch.Generator().manual_seed(seed))[:200000]]
             self.lo = torch.quantile(bands, p["floor"], dim=0)
-        f = frame_features(X.cpu().float(), p["delta"], self.lo)
-        f = f.reshape(-1, f.shape[2])
+        f3 = frame_features(X.cpu().float(), p["delta"], self.lo)
+        f = f3.reshape(-1, f3.shape[2])
+        loc = local_contrast(f3).reshape(-1, f3.shape[2]) if p["local_k"] > 0 else None
         if len(f) > p["max_frames"]:
             g = torch.Generator().manual_seed(seed)
-            f = f[torch.randperm(len(f), generator=g)[: p["max_frames"]]]
+            pick = torch.randperm(len(f), generator=g)[: p["max_frames"]]
+            f = f[pick]
+            loc = loc[pick] if loc is not None else None
         self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
         self.diag = DiagGMM(p["diag_k"], p["diag_iters"], seed=seed).fit(f) if p["diag_k"] > 0 else None
         if self.diag is not None:
             self.diag.load_state(self.diag.state())  # score exactly as a loaded model does
+        self.local = DiagGMM(p["local_k"], p["diag_iters"], seed=seed).fit(loc) if loc is not None else None
+        if self.local is not None:
+            self.local.load_state(self.local.state())
         if progress:
             progress(1, 1, {})
         return self
@@ -82,14 +98,22 @@ class FrameFullGMM(Detector):
         out: dict[str, list[torch.Tensor]] = {"nll": [], "nll_top": []}
         if self.diag is not None:
             out["nll_diag"] = []
+        if self.local is not None:
+            out["nll_local"], out["nll_local_top"] = [], []
         for xb in batched(X, 256):
             nll = self.frame_nll(xb)
             k = max(1, int(round(self.params["top"] * nll.shape[1])))
             out["nll"].append(nll.mean(1))
             out["nll_top"].append(nll.topk(k, dim=1).values.mean(1))
+            if self.diag is None and self.local is None:
+                continue
+            f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)
             if self.diag is not None:
-                f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)
                 out["nll_diag"].append(self.diag.nll(f.reshape(-1, f.shape[2])).reshape(f.shape[:2]).mean(1))
+            if self.local is not None:
+                lnll = self.local.nll(local_contrast(f).reshape(-1, f.shape[2])).reshape(f.shape[:2])
+                out["nll_local"].append(lnll.mean(1))
+                out["nll_local_top"].append(lnll.topk(k, dim=1).values.mean(1))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -98,6 +122,8 @@ class FrameFullGMM(Detector):
             out["floor"] = self.lo.clone()
         if self.diag is not None:
             out.update({f"diag.{k}": v for k, v in self.diag.state().items()})
+        if self.local is not None:
+            out.update({f"local.{k}": v for k, v in self.local.state().items()})
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -108,3 +134,7 @@ class FrameFullGMM(Detector):
         if self.params["diag_k"] > 0:
             self.diag = DiagGMM(self.params["diag_k"], self.params["diag_iters"])
             self.diag.load_state({k[5:]: v for k, v in state.items() if k.startswith("diag.")})
+        self.local = None
+        if self.params["local_k"] > 0:
+            self.local = DiagGMM(self.params["local_k"], self.params["diag_iters"])
+            self.local.load_state({k[6:]: v for k, v in state.items() if k.startswith("local.")})

@@ -90,9 +90,11 @@ class DiagGMM:
         return self
 
     def _joint(self, x: torch.Tensor) -> torch.Tensor:
-        diff = x[:, None, :] - self.mu[None]
-        return (self.logw[None] - 0.5 * (diff.square() / self.var[None]
-                                         + torch.log(2 * math.pi * self.var[None])).sum(-1))
+        """log w_k + log N(x; mu_k, diag var_k), (N, K): the squared distance expanded into
+        matrix products (x^2 / var - 2 x mu / var + mu^2 / var), not an (N, K, D) tensor."""
+        prec = 1.0 / self.var  # (K, D)
+        maha = x.square() @ prec.T - 2.0 * (x @ (self.mu * prec).T) + (self.mu.square() * prec).sum(1)[None]
+        return self.logw[None] - 0.5 * (maha + torch.log(2 * math.pi * self.var).sum(1)[None])
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         return -torch.logsumexp(self._joint(x.double()), 1)
