@@ -77,20 +77,25 @@ class FrameFullGMM(Detector):
             f = f[pick]
             loc = loc[pick] if loc is not None else None
         self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
-        self.diag = DiagGMM(p["diag_k"], p["diag_iters"], seed=seed).fit(f) if p["diag_k"] > 0 else None
-        if self.diag is not None:
-            self.diag.load_state(self.diag.state())  # score exactly as a loaded model does
-        self.local = DiagGMM(p["local_k"], p["diag_iters"], seed=seed).fit(loc) if loc is not None else None
-        if self.local is not None:
-            self.local.load_state(self.local.state())
+        self.diag = self._diag_mixture(p["diag_k"], f, seed)
+        self.local = self._diag_mixture(p["local_k"], loc, seed)
         if progress:
             progress(1, 1, {})
         return self
 
-    def frame_nll(self, X: torch.Tensor) -> torch.Tensor:
-        f = frame_features(X.cpu().float(), self.params["delta"], self.lo)
-        n, w, d = f.shape
-        return self.gmm.nll(f.reshape(n * w, d)).reshape(n, w)
+    def _diag_mixture(self, k: int, f: torch.Tensor | None, seed: int) -> DiagGMM | None:
+        """A diagonal mixture of ``k`` components fitted on frames ``f`` (None when k is 0),
+        round-tripped through its state so it scores exactly as a loaded model does."""
+        if k <= 0 or f is None:
+            return None
+        m = DiagGMM(k, self.params["diag_iters"], seed=seed).fit(f)
+        m.load_state(m.state())
+        return m
+
+    @staticmethod
+    def _frame_nll(mix: FullGMM | DiagGMM, f: torch.Tensor) -> torch.Tensor:
+        """(N, W, F) frame features -> (N, W) frame NLL under ``mix``."""
+        return mix.nll(f.reshape(-1, f.shape[2])).reshape(f.shape[:2])
 
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
@@ -101,17 +106,15 @@ class FrameFullGMM(Detector):
         if self.local is not None:
             out["nll_local"], out["nll_local_top"] = [], []
         for xb in batched(X, 256):
-            nll = self.frame_nll(xb)
+            f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)  # once per batch
+            nll = self._frame_nll(self.gmm, f)
             k = max(1, int(round(self.params["top"] * nll.shape[1])))
             out["nll"].append(nll.mean(1))
             out["nll_top"].append(nll.topk(k, dim=1).values.mean(1))
-            if self.diag is None and self.local is None:
-                continue
-            f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)
             if self.diag is not None:
-                out["nll_diag"].append(self.diag.nll(f.reshape(-1, f.shape[2])).reshape(f.shape[:2]).mean(1))
+                out["nll_diag"].append(self._frame_nll(self.diag, f).mean(1))
             if self.local is not None:
-                lnll = self.local.nll(local_contrast(f).reshape(-1, f.shape[2])).reshape(f.shape[:2])
+                lnll = self._frame_nll(self.local, local_contrast(f))
                 out["nll_local"].append(lnll.mean(1))
                 out["nll_local_top"].append(lnll.topk(k, dim=1).values.mean(1))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}
@@ -120,21 +123,21 @@ class FrameFullGMM(Detector):
         out = self.gmm.state()
         if self.lo is not None:
             out["floor"] = self.lo.clone()
-        if self.diag is not None:
-            out.update({f"diag.{k}": v for k, v in self.diag.state().items()})
-        if self.local is not None:
-            out.update({f"local.{k}": v for k, v in self.local.state().items()})
+        for prefix, m in (("diag", self.diag), ("local", self.local)):
+            if m is not None:
+                out.update({f"{prefix}.{k}": v for k, v in m.state().items()})
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.gmm = FullGMM(self.params["k"], self.params["iters"], self.params["shrink"], self.params["reg"])
         self.gmm.load_state({k: v for k, v in state.items() if k in ("logw", "mu", "whiten", "logdet")})
         self.lo = state["floor"].float() if "floor" in state else None
-        self.diag = None
-        if self.params["diag_k"] > 0:
-            self.diag = DiagGMM(self.params["diag_k"], self.params["diag_iters"])
-            self.diag.load_state({k[5:]: v for k, v in state.items() if k.startswith("diag.")})
-        self.local = None
-        if self.params["local_k"] > 0:
-            self.local = DiagGMM(self.params["local_k"], self.params["diag_iters"])
-            self.local.load_state({k[6:]: v for k, v in state.items() if k.startswith("local.")})
+        self.diag = self._load_diag(state, "diag", self.params["diag_k"])
+        self.local = self._load_diag(state, "local", self.params["local_k"])
+
+    def _load_diag(self, state: dict[str, torch.Tensor], prefix: str, k: int) -> DiagGMM | None:
+        if k <= 0:
+            return None
+        m = DiagGMM(k, self.params["diag_iters"])
+        m.load_state({key[len(prefix) + 1:]: v for key, v in state.items() if key.startswith(prefix + ".")})
+        return m
