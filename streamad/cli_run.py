@@ -52,6 +52,9 @@ def _start_metrics(a: argparse.Namespace, first, pipes, bootstrap: str, kcfg):
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from streamad.daemon.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts: flat resident memory (daemon/memory.py)
     stop_early = {"sig": None}  # a SIGTERM while importing or loading models still means a clean exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: stop_early.update(sig=s))

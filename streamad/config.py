@@ -154,6 +154,9 @@ class WorkerConfig:
     # latency_budget_s / (measured seconds per window), between 16 and max_batch.
     latency_budget_s: float = 0.1
     precision: str = "float32"  # float32 | float16 (CUDA only: the detector under autocast; CPU ignores it)
+    # thread: the model runs in the worker thread; process: in a child process of its own (no interpreter
+    # lock shared with the poll loop; one more torch in memory; see daemon/scorer_proc.py)
+    scorer: str = "thread"
 
 
 @dataclass
@@ -198,6 +201,7 @@ _CHOICES = {
     "logging.format": ("text", "json"),
     "tabular.scaling": ("standard", "minmax", "none"),
     "worker.precision": ("float32", "float16"),
+    "worker.scorer": ("thread", "process"),
 }
 _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",

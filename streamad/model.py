@@ -59,6 +59,7 @@ class AnomalyModel:
         self.calibration = calibration
         self.meta = meta or {}
         self.device = detector.device
+        self.source: Path | None = None  # the directory it was loaded from (load)
 
     @property
     def version(self) -> str:
@@ -207,7 +208,7 @@ class AnomalyModel:
         except (TypeError, ValueError) as e:
             raise ModelFileError(f"{mj}: {str(e).splitlines()[0][:200]}") from None
         m = cls(cfg, frontend, det, cal, meta)
-        m.device = dev
+        m.device, m.source = dev, path
         try:
             checks.dry_run(m, kind_of(cfg).window_shape(m), meta["calibration"])
         except ValueError as e:

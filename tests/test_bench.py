@@ -149,3 +149,19 @@ def test_tiny_soak_reports_start_end_and_progress(broker, tmp_path, audio_model)
     md = (out / "performance.md").read_text()
     assert "RSS end vs start" in md and "None" not in md
     assert stderr.count("soak ") >= 1  # progress while it runs
+
+
+def test_naive_loop_always_runs_a_gmgan(tmp_path, monkeypatch):
+    from streamad.benchmarks import bench_env
+
+    g, f = tmp_path / "g", tmp_path / "f"
+    for d, det in ((g, "gmgan"), (f, "frame_fullgmm")):
+        d.mkdir()
+        (d / "model.json").write_text(json.dumps({"detector": det}))
+    trained = []
+    monkeypatch.setattr(bench_env, "base_model", lambda out, data, det="gmgan": trained.append(det) or tmp_path / "t")
+    assert bench_env.naive_model(tmp_path, tmp_path, g) == g and trained == []  # the benchmark model itself
+    assert bench_env.naive_model(tmp_path, tmp_path, f) == tmp_path / "t" and trained == ["gmgan"]
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="--detector"):
+        bench_env.base_model(tmp_path, tmp_path, "pca")

@@ -103,3 +103,13 @@ def test_local_contrast_ignores_a_slow_level_change_but_not_a_short_event():
     again = create("frame_fullgmm", {"k": 2, "local_k": 2})
     again.load_state(det.state())
     np.testing.assert_allclose(again.score_components(burst)["nll_local_top"], c["nll_local_top"][21:], rtol=1e-6)
+
+
+def test_local_contrast_quantile_reference():
+    from streamad.models.frame_fullgmm import local_contrast
+
+    f = torch.randn(5, 32, 8)
+    assert torch.equal(local_contrast(f), f - f.median(dim=1, keepdim=True).values)  # the default: median
+    assert torch.equal(local_contrast(f, 0.0), f - f.min(dim=1, keepdim=True).values)
+    low = local_contrast(f, 0.25)
+    assert (low >= 0).float().mean() > 0.7 and (low < 0).any()  # a lower reference: most frames above it

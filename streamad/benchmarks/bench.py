@@ -3,6 +3,8 @@
     streamad bench --quick            # CI smoke: small sizes, about 2 minutes
     streamad bench                    # the full sweep (about 20 minutes on 2 cores)
     streamad bench --bootstrap H:P    # against a given Kafka instead of the embedded broker
+    streamad bench --detector gmgan   # the daemon on a default-size GMGAN instead of the shipped default
+    streamad bench --scorer process   # the daemon with worker.scorer: process
 
 Phases (``--phases``, all by default), on the same recordings (the ambient set, 16 kHz) and model:
 
@@ -32,7 +34,8 @@ import uuid
 from pathlib import Path
 
 from streamad.benchmarks import bench_report
-from streamad.benchmarks.bench_env import HOP, SR, WINDOW, DaemonRun, corpus, prepare_model, proc_stats, write_config
+from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, corpus, naive_model, prepare_model,
+                                           proc_stats, write_config)
 from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
 from streamad.config import ConfigError
 
@@ -45,7 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka to use (default: start the embedded broker)")
     p.add_argument("--out", default="bench-out", metavar="DIR", help="results, model, logs (default bench-out)")
     p.add_argument("--data", metavar="DIR", help="ambient recordings (default ../shared/data/audio/ambient)")
-    p.add_argument("--model", metavar="MODEL_DIR", help="audio model to benchmark (default: train a small one)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="audio model to benchmark (default: train one, see --detector)")
+    p.add_argument("--detector", choices=DETECTORS, default="default",
+                   help="without --model: the daemon's model is the shipped audio default (configs/audio.yaml, "
+                        "default) or a default-size GMGAN (gmgan); the naive loop always runs a GMGAN")
+    p.add_argument("--scorer", choices=("thread", "process"), default="thread",
+                   help="the daemon's worker.scorer: score in the worker thread (default) or a child process")
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--streams", help="live sweep, comma-separated N (default 10,100,300,500,1000,1500,2000,3000; "
                                      "quick: 10,100)")
@@ -118,7 +126,8 @@ def naive_phase(ctx: Ctx, topic: str, windows: int, seconds: float, threads: int
 
     report = ctx.out / "naive.json"
     cmd = [sys.executable, "-m", "streamad.benchmarks.bench_naive", "--bootstrap", ctx.bootstrap, "--topic", topic,
-           "--group", f"naive-{uuid.uuid4().hex[:6]}", "--model", str(ctx.model), "--seconds", str(seconds),
+           "--group", f"naive-{uuid.uuid4().hex[:6]}", "--model", str(ctx.naive_model or ctx.model),
+           "--seconds", str(seconds),
            "--warmup", str(min(50, windows // 4)), "--threads", str(threads), "--report", str(report)]
     t0 = time.time()
     p = subprocess.Popen(cmd)
@@ -147,7 +156,7 @@ STALL_S = 60.0  # backlog: no new window for this long once scoring began = stal
 def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: float = 900.0) -> dict:
     """A fresh group scores the whole backlog; sampled every 0.1 s through /metrics and /proc."""
     cfg = write_config(ctx.out / f"backlog-{processes}.yaml", topic, f"bench-backlog-{uuid.uuid4().hex[:6]}",
-                       ctx.model, ctx.embedded)
+                       ctx.model, ctx.embedded, scorer=ctx.scorer)
     d = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-backlog-{processes}.log", ctx.port(processes), processes)
     d.start(wait=False)
     rows, t_start = [], time.time()
@@ -179,8 +188,8 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     return bench_report.backlog_summary(rows, windows, processes, rc)
 
 
-SETTINGS = ("quick", "streams", "live_seconds", "warmup_s", "backlog_streams", "backlog_seconds", "chunk_s",
-            "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes")
+SETTINGS = ("quick", "detector", "scorer", "streams", "live_seconds", "warmup_s", "backlog_streams",
+            "backlog_seconds", "chunk_s", "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes")
 
 
 def data_dir(a: argparse.Namespace) -> Path:
@@ -205,10 +214,14 @@ def run(a: argparse.Namespace) -> int:
     try:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
                   a.partitions, a.chunk_s, broker.proc.pid if broker else None, say)
+        ctx.scorer = a.scorer
         say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
         sig = corpus(data_dir(a), out)
         ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,
-                                                a.alert_fraction)
+                                                a.alert_fraction, a.detector)
+        if "naive" in a.phases:
+            ctx.naive_model = naive_model(out, data_dir(a), ctx.model)
+            res["naive_model"] = json.loads((ctx.naive_model / "model.json").read_text())["model_version"]
         _phases(a, ctx, res)
     finally:
         if broker:

@@ -1,10 +1,12 @@
 """What every phase of ``streamad bench`` shares: the recordings, the benchmark model, daemon
 configs, and a handle on a running daemon (its /metrics and its processes' CPU and memory).
 
-The benchmark model is a GMGAN of the daemon's default size, trained briefly on the ambient
-recordings (its weights do not change the cost of a forward pass), whose threshold is set so
-that a known fraction of the benchmark recordings' windows opens an alert (``alert_threshold``),
-and alert latency is measured on many alerts.
+The benchmark model (``--detector``) is either the shipped audio default (``configs/audio.yaml``'s
+front end and model section, trained on the ambient recordings as ``streamad train`` would) or a
+GMGAN of the daemon's default size trained briefly (its weights do not change the cost of a forward
+pass). Its threshold is set so that a known fraction of the benchmark recordings' windows opens an
+alert (``alert_threshold``), and alert latency is measured on many alerts. The naive loop always
+runs a GMGAN's generator (``naive_model``): the GANomaly-sized network a user writes the loop for.
 """
 from __future__ import annotations
 
@@ -42,23 +44,48 @@ def corpus(data_dir: Path, out: Path, max_files: int = 64) -> np.ndarray:
     return sig
 
 
-def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None, alert_fraction: float,
-                  steps: int = 100) -> tuple[Path, dict]:
-    """A model directory whose threshold makes ``alert_fraction`` of the corpus windows open an alert."""
+DETECTORS = ("default", "gmgan")  # --detector: the shipped audio default, or a default-size GMGAN
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train_cfg(detector: str, steps: int) -> dict:
+    if detector == "gmgan":
+        return {"model": {"detector": "gmgan", "params": {"steps": steps}}, "train": {"train_hop_s": 0.25}}
+    shipped = yaml.safe_load((ROOT / "configs" / "audio.yaml").read_text())
+    return {k: shipped[k] for k in ("kind", "audio", "model", "train") if k in shipped}
+
+
+def base_model(out: Path, data_dir: Path, detector: str = "gmgan", steps: int = 100) -> Path:
+    """``out/model-base-DETECTOR``: ``detector`` trained on 16 ambient recordings (once; reused)."""
     from streamad.config import from_dict
-    from streamad.model import AnomalyModel
+    from streamad.io.files import list_audio
     from streamad.train import load_recordings, train_model
+
+    if detector not in DETECTORS:
+        raise ValueError(f"bench --detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    base = out / f"model-base-{detector}"
+    if not (base / "model.json").exists():
+        d = _train_cfg(detector, steps)
+        d.setdefault("train", {})["threads"] = 1
+        cfg = from_dict(d)
+        train_model(cfg, load_recordings(cfg, list_audio([data_dir])[:16]), base, show_progress=False)
+    return base
+
+
+def naive_model(out: Path, data_dir: Path, bench_model: Path) -> Path:
+    """The GMGAN whose generator the naive loop runs: the benchmark model when it is one."""
+    meta = json.loads((bench_model / "model.json").read_text())
+    return bench_model if meta.get("detector") == "gmgan" else base_model(out, data_dir, "gmgan")
+
+
+def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None, alert_fraction: float,
+                  detector: str = "gmgan") -> tuple[Path, dict]:
+    """A model directory whose threshold makes ``alert_fraction`` of the corpus windows open an alert:
+    ``model`` when given, else ``detector`` trained by ``base_model``."""
+    from streamad.model import AnomalyModel
     from streamad.windows.base import frame_windows
 
-    base = model
-    if base is None:
-        base = out / "model-base"
-        if not (base / "model.json").exists():
-            cfg = from_dict({"model": {"detector": "gmgan", "params": {"steps": steps}},
-                             "train": {"train_hop_s": 0.25, "threads": 1}})
-            from streamad.io.files import list_audio
-
-            train_model(cfg, load_recordings(cfg, list_audio([data_dir])[:16]), base, show_progress=False)
+    base = model if model is not None else base_model(out, data_dir, detector)
     m = AnomalyModel.load(base, device="cpu")
     wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
     scores, _ = m.score(frame_windows(wire, WINDOW, HOP), 256)
@@ -71,7 +98,8 @@ def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None
     meta["calibration"]["threshold"] = thr
     meta["calibration"]["min_windows"] = meta["calibration"]["of_windows"] = 1
     (dst / "model.json").write_text(json.dumps(meta, indent=2))
-    info = {"model_version": m.version, "detector": m.name, "params": m.detector.params, "threshold": thr,
+    info = {"model_version": m.version, "detector": m.name, "made": "given" if model is not None else detector,
+            "params": m.detector.params, "threshold": thr,
             "alert_fraction_target": alert_fraction, "trained_steps": meta["params"].get("steps")}
     return dst, info
 
@@ -135,6 +163,13 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def descendants(pid: int) -> list[int]:
+    out = []
+    for c in children(pid):
+        out += [c, *descendants(c)]
+    return out
+
+
 _METRIC = re.compile(r"^(streamad_[a-z_]+)(?:\{[^}]*\})? (\S+)$", re.M)
 
 
@@ -179,7 +214,8 @@ class DaemonRun:
     def pids(self) -> list[int]:
         if self.proc is None:
             return []
-        return children(self.proc.pid) if self.n > 1 else [self.proc.pid]
+        top = children(self.proc.pid) if self.n > 1 else [self.proc.pid]
+        return [q for p in top for q in [p, *descendants(p)]]  # with their scoring processes (worker.scorer)
 
     def scrape_each(self, name: str) -> list[float]:
         return [scrape(self.port + i).get(name, 0.0) for i in range(self.n)]

@@ -39,6 +39,8 @@ class Ctx:
     chunk_s: float = 0.1
     broker_pid: int | None = None
     say: Callable[[str], None] = print
+    naive_model: Path | None = None  # the GMGAN the naive loop runs (bench_env.naive_model)
+    scorer: str = "thread"  # the daemon's worker.scorer
 
     def port(self, n: int = 1) -> int:
         from streamad.broker import free_port
@@ -207,7 +209,8 @@ def summarize(rows: list[dict], lo: float, hi: float) -> dict:
 def run_live(ctx: Ctx, n: int, seconds: float, warmup_s: float, processes: int = 1, **worker) -> dict:
     """One point of the sweep: N paced streams for ``seconds`` (the first ``warmup_s`` not counted)."""
     topic = ctx.topics(f"live{n}")
-    cfg = write_config(ctx.out / f"live-{n}.yaml", topic, f"bench-{topic}", ctx.model, ctx.embedded, **worker)
+    cfg = write_config(ctx.out / f"live-{n}.yaml", topic, f"bench-{topic}", ctx.model, ctx.embedded,
+                       **{"scorer": ctx.scorer, **worker})
     daemon = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-live-{n}.log", ctx.port(processes), processes).start()
     collector = AlertCollector(ctx.bootstrap, f"{topic}-alerts")
     collector.start()

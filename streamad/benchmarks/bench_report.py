@@ -60,6 +60,12 @@ def _f(x, nd: int = 0) -> str:
     return f"{x:,.{nd}f}".replace(",", " ")
 
 
+def _model_what(m: dict) -> str:
+    """How the benchmark model was made (older results have no ``made`` and were default-size GMGANs)."""
+    return {"default": "the shipped audio default, configs/audio.yaml",
+            "gmgan": "default size"}.get(m.get("made", "gmgan"), "given with --model")
+
+
 def _head(res: dict) -> list[str]:
     """Which command ran where, and the model it used (a sweep's or a soak's own record)."""
     box, m = res.get("box", {}), res.get("model", {})
@@ -68,7 +74,7 @@ def _head(res: dict) -> list[str]:
             f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; "
             + (f"load average at start {box['loadavg']}, at end {box.get('loadavg_end')}; " if box.get("loadavg") else "")
             + f"{res.get('started')} – {res.get('finished')}.",
-            f"Model: {m.get('detector')} {m.get('model_version')} (default size), threshold set so that "
+            f"Model: {m.get('detector')} {m.get('model_version')} ({_model_what(m)}), threshold set so that "
             f"{100 * m.get('alert_fraction_target', 0):g} % of windows open an alert; 1 s windows, 0.5 s hop"
             + (f", {chunk} s chunks." if chunk else ".") + "\n"]
 

@@ -66,13 +66,14 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
                   a.partitions, a.chunk_s, broker.proc.pid if broker else None, say)
         sig = corpus(data, out)
-        ctx.model, model_info = prepare_model(out, data, sig, Path(a.model) if a.model else None, a.alert_fraction)
+        ctx.model, model_info = prepare_model(out, data, sig, Path(a.model) if a.model else None, a.alert_fraction,
+                                            a.detector)
         base = f"soak-{uuid.uuid4().hex[:6]}"
         segments = max(1, int(np.ceil(a.soak * 60 / a.soak_rotate_s)))
         inputs = [f"{base}-{i}" for i in range(segments)]
         ensure_topics(ctx.bootstrap, inputs + [f"{base}-alerts", f"{base}-dlq"], a.partitions)
         cfg = write_config(out / "soak.yaml", base, f"bench-{base}", ctx.model, ctx.embedded, inputs=inputs,
-                           idle_stream_s=30.0)
+                           idle_stream_s=30.0, scorer=a.scorer)
         res = _run(ctx, a, cfg, base, inputs, say)
         res["model"] = model_info
         head["box"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]

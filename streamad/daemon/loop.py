@@ -117,7 +117,15 @@ class Daemon:
             return 0
         self.ledger = OffsetLedger(self.consumer, self.producer)
         self.supervisor = Supervisor(self, self.embedded, self.on_embedded_restart)
-        self.worker = ScoringWorker(self.wcfg.max_batch, self.wcfg.latency_budget_s)
+        scorer = None
+        if self.wcfg.scorer == "process":
+            from streamad.daemon.scorer_proc import ProcessScorer
+
+            scorer = ProcessScorer(self.wcfg.threads)
+            here = [p.label for p in self.pipelines if not scorer.prepare(p.label, p.model)]
+            log.info("scoring in a child process (pid %s)%s", scorer.pid,
+                     f"; in the worker thread for {', '.join(here)}" if here else "")
+        self.worker = ScoringWorker(self.wcfg.max_batch, self.wcfg.latency_budget_s, scorer=scorer)
         self.consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         log.info("subscribed to %s on %s (group %s)", ", ".join(self.routes), self.bootstrap, self.kcfg.group_id)
         t_end = time.monotonic() + max_seconds if max_seconds else None

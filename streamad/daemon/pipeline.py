@@ -181,9 +181,13 @@ class Pipeline:
             st.context.clear()
 
     # -- windows -> scores -> alerts -------------------------------------------------
-    def score(self, windows: list[Window]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Scores of windows (called by the scoring worker's thread: no pipeline state is touched)."""
-        return self.model.score_windows(windows, self.cfg.worker.max_batch, self.cfg.worker.precision)
+    def score(self, windows: list[Window], scorer: Any = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores of windows (called by the scoring worker's thread: no pipeline state is touched);
+        ``scorer``: ``ProcessScorer.score`` (``worker.scorer: process``) instead of this thread."""
+        w = self.cfg.worker
+        if scorer is not None:
+            return scorer(self.label, self.model, windows, w.max_batch, w.precision)
+        return self.model.score_windows(windows, w.max_batch, w.precision)
 
     def _count_nonfinite(self, items: list[tuple[StreamKey, Window]], scores: np.ndarray) -> None:
         bad = np.flatnonzero(~np.isfinite(np.asarray(scores, dtype=np.float64)))

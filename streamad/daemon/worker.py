@@ -3,7 +3,8 @@
 The poll loop (:mod:`streamad.daemon.loop`) decodes records, buffers them per stream and cuts
 windows; it hands each pipeline's new windows to :meth:`ScoringWorker.submit` and goes on polling
 (heartbeats, rebalances, commits) while the worker thread runs ``Pipeline.score`` (torch releases
-the interpreter lock while it computes). The worker **only computes**: every piece of per-stream
+the interpreter lock while it computes). With ``worker.scorer: process`` the computation itself runs
+in a child process (:mod:`.scorer_proc`) and the worker thread only hands it each batch and waits. The worker **only computes**: every piece of per-stream
 state (buffers, the live alert rule, holds) stays on the poll-loop thread, which takes finished
 batches back (:meth:`ScoringWorker.finished`, in submission order), applies ``Pipeline.decide``,
 publishes alerts and commits. A job's windows keep holding their source offsets (:attr:`Job.hold`)
@@ -82,8 +83,10 @@ class Result:
 
 
 class ScoringWorker:
-    def __init__(self, max_batch: int = 256, latency_budget_s: float = 0.1, name: str = "streamad-scoring"):
+    def __init__(self, max_batch: int = 256, latency_budget_s: float = 0.1, name: str = "streamad-scoring",
+                 scorer: Any = None):
         self.max_batch = max(1, int(max_batch))
+        self.scorer = scorer  # None: Pipeline.score in this thread; else a scorer_proc.ProcessScorer
         self.latency_budget_s = latency_budget_s
         self.delay_s = float(os.environ.get(DELAY_ENV) or 0.0)
         self.cost: float | None = None  # EWMA of seconds per window
@@ -139,6 +142,8 @@ class ScoringWorker:
             self._stop = True
             self._cv.notify()
         self._thread.join(timeout)
+        if self.scorer is not None:
+            self.scorer.close()
 
     # -- the worker thread ----------------------------------------------------------------
     def _take(self) -> list[Job] | None:
@@ -162,7 +167,9 @@ class ScoringWorker:
             try:
                 windows = [w for j in jobs for _k, w in j.items]
                 t0, c0 = time.perf_counter(), time.thread_time()
-                scores, comps = jobs[0].pipe.score(windows)
+                pipe = jobs[0].pipe
+                scores, comps = (pipe.score(windows) if self.scorer is None
+                                 else pipe.score(windows, self.scorer.score))
                 dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
                 if self.delay_s:
                     time.sleep(self.delay_s)

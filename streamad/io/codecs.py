@@ -112,7 +112,7 @@ def decode_audio(key: bytes | None, value: bytes | None, headers: Any) -> AudioC
                            f"{ch}-channel {dtype_name} frames")
     x = np.frombuffer(value, dtype=dt).reshape(-1, ch)
     if dtype_name == "int16":
-        x = x.astype(np.float32) / 32768.0
+        x = np.multiply(x, np.float32(1.0 / 32768.0), dtype=np.float32)  # = astype(float32) / 32768, one pass
     else:
         if not np.isfinite(x).all():
             raise PayloadError("float32 payload contains NaN or Inf")

@@ -30,9 +30,13 @@ from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
 
 
-def local_contrast(f: torch.Tensor) -> torch.Tensor:
-    """(N, W, F) frame features -> each frame minus its window's per-band median."""
-    return f - f.median(dim=1, keepdim=True).values
+def local_contrast(f: torch.Tensor, q: float = 0.5) -> torch.Tensor:
+    """(N, W, F) frame features -> each frame minus its window's per-band ``q`` quantile (the
+    median for 0.5; the lower order statistic at index round(q * (W - 1)) otherwise)."""
+    if q == 0.5:
+        return f - f.median(dim=1, keepdim=True).values
+    k = int(round(q * (f.shape[1] - 1))) + 1
+    return f - f.kthvalue(k, dim=1, keepdim=True).values
 
 
 def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,7 +59,7 @@ class FrameFullGMM(Detector):
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
                                 "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0,
-                                "local_k": 0}
+                                "local_k": 0, "local_q": 0.5}
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
@@ -70,7 +74,7 @@ class FrameFullGMM(Detector):
             self.lo = torch.quantile(bands, p["floor"], dim=0)
         f3 = frame_features(X.cpu().float(), p["delta"], self.lo)
         f = f3.reshape(-1, f3.shape[2])
-        loc = local_contrast(f3).reshape(-1, f3.shape[2]) if p["local_k"] > 0 else None
+        loc = local_contrast(f3, p["local_q"]).reshape(-1, f3.shape[2]) if p["local_k"] > 0 else None
         if len(f) > p["max_frames"]:
             g = torch.Generator().manual_seed(seed)
             pick = torch.randperm(len(f), generator=g)[: p["max_frames"]]
@@ -114,7 +118,7 @@ class FrameFullGMM(Detector):
             if self.diag is not None:
                 out["nll_diag"].append(self._frame_nll(self.diag, f).mean(1))
             if self.local is not None:
-                lnll = self._frame_nll(self.local, local_contrast(f))
+                lnll = self._frame_nll(self.local, local_contrast(f, self.params["local_q"]))
                 out["nll_local"].append(lnll.mean(1))
                 out["nll_local_top"].append(lnll.topk(k, dim=1).values.mean(1))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}

@@ -63,7 +63,8 @@ class AudioStreamBuffer:
         self.hop = hop
         self.tol = gap_tolerance
         self.horizon = max(self.tol, 10 * sample_rate if resend_horizon is None else resend_horizon)
-        self.buf = np.zeros(0, dtype=np.float32)
+        self.buf = np.zeros(0, dtype=np.float32)  # a view of _store: samples held, from buf_start on
+        self._store, self._at = self.buf, 0  # buf = _store[_at:_at + len(buf)], room after it (_extend)
         self.buf_start: int | None = None  # absolute position of buf[0]
         self.next_start: int | None = None  # absolute position of the next window
         self.records: deque[tuple[int, int, TopicPartition, int]] = deque()  # (pos0, pos1, tp, offset)
@@ -84,7 +85,8 @@ class AudioStreamBuffer:
         if self.buf_start is not None and len(self.buf):
             self.stats.dropped_partial_windows += 1
             self.stats.dropped_samples += len(self.buf)
-        self.buf = np.zeros(0, dtype=np.float32)
+        self.buf = self._store = np.zeros(0, dtype=np.float32)
+        self._at = 0
         self.buf_start = pos
         self.next_start = -(-pos // self.hop) * self.hop  # first grid point at or after pos
         self.records.clear()
@@ -140,10 +142,21 @@ class AudioStreamBuffer:
             self.stats.duplicate_samples += cut
             samples = samples[cut:]
         pos = end  # within tolerance: treat as contiguous (absorbs clock jitter)
-        self.buf = np.concatenate([self.buf, samples.astype(np.float32, copy=False)])
+        self._extend(samples)
         self.records.append((pos, pos + len(samples), tp, offset))
         self.stats.accepted += 1
         return self._cut()
+
+    def _extend(self, samples: np.ndarray) -> None:
+        """Append to buf in place while its backing array has room after it; else move buf to a new
+        one with room for another hop of samples (one copy per hop instead of one per chunk)."""
+        n, m = len(self.buf), len(samples)
+        if self._at + n + m > len(self._store):
+            store = np.empty(n + m + self.hop, dtype=np.float32)
+            store[:n] = self.buf
+            self._store, self._at = store, 0
+        self._store[self._at + n:self._at + n + m] = samples
+        self.buf = self._store[self._at:self._at + n + m]
 
     def _cut(self) -> list[Window]:
         out = []
@@ -163,6 +176,7 @@ class AudioStreamBuffer:
         keep_from = self.next_start - self.buf_start
         if keep_from > 0:
             self.buf = self.buf[keep_from:]
+            self._at += keep_from
             self.buf_start += keep_from
         while self.records and self.records[0][1] <= self.buf_start:
             self.records.popleft()
