@@ -213,8 +213,7 @@ def run(a: argparse.Namespace) -> int:
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
-                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say)
-        ctx.scorer = a.scorer
+                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say, scorer=a.scorer)
         say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
         sig = corpus(data_dir(a), out)
         ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,

@@ -50,7 +50,7 @@ def _serve(conn: Any, threads: int) -> None:  # the child process
     if threads > 0:
         torch.set_num_threads(threads)
     models: dict[str, Any] = {}
-    blocks: dict[str, shared_memory.SharedMemory] = {}
+    block: shared_memory.SharedMemory | None = None  # the daemon's current batch block, attached
     while True:
         try:
             msg = conn.recv()
@@ -58,34 +58,31 @@ def _serve(conn: Any, threads: int) -> None:  # the child process
             break
         if msg is None:
             break
-        op = msg[0]
         try:
-            if op == "load":
+            if msg[0] == "load":
                 _op, key, path, device = msg
                 models[key] = AnomalyModel.load(path, device=device)
                 conn.send(("ok", models[key].version))
-            elif op == "drop":
+            elif msg[0] == "drop":
                 models.pop(msg[1], None)
                 conn.send(("ok", None))
-            elif op == "score":
+            else:  # "score"
                 _op, key, name, shape, batch, precision = msg
-                if name not in blocks:
-                    for old in blocks.values():
-                        old.close()
-                    blocks = {name: shared_memory.SharedMemory(name=name)}
-                x = np.ndarray(shape, dtype=np.float32, buffer=blocks[name].buf)
+                if block is None or block.name != name:  # the daemon grew its block: attach the new one
+                    if block is not None:
+                        block.close()
+                    block = shared_memory.SharedMemory(name=name)
+                x = np.ndarray(shape, dtype=np.float32, buffer=block.buf)
                 try:
                     scores, comps = models[key].score(torch.from_numpy(x), batch, precision)
                 finally:
                     del x
                 conn.send(("ok", (np.asarray(scores), {k: np.asarray(v) for k, v in comps.items()})))
-            else:
-                conn.send(("error", f"unknown request {op!r}"))
         except Exception as e:  # reported to the daemon, which stops as on any scoring error
             first = str(e).splitlines()[0][:300] if str(e) else ""
             conn.send(("error", f"{type(e).__name__}: {first}"))
-    for b in blocks.values():
-        b.close()
+    if block is not None:
+        block.close()
 
 
 class ProcessScorer:
@@ -125,18 +122,23 @@ class ProcessScorer:
         if held is not None and held[1] is not None:
             self._ask(("drop", held[1]))
         self._n += 1
-        key, src = f"m{self._n}", getattr(model, "source", None)
-        try:
-            got = self._ask(("load", key, str(src), str(model.device))) if src is not None else None
-        except ScorerError as e:
-            if not self._proc.is_alive():
-                raise
-            got = f"a model it cannot load: {str(e).split(': ', 1)[-1]}"
-        if got != model.version:
+        key, src, why = f"m{self._n}", getattr(model, "source", None), None
+        if src is None:
+            why = "built in memory"
+        else:
+            try:
+                got = self._ask(("load", key, str(src), str(model.device)))
+            except ScorerError as e:
+                if not self._proc.is_alive():
+                    raise
+                why = f"it cannot load {src}: {e}"
+            else:
+                if got != model.version:
+                    self._ask(("drop", key))
+                    why = f"{src} now holds {got}"
+        if why is not None:
             log.warning("scoring process: model %s of pipeline %s cannot be loaded there (%s); the worker thread "
-                        "scores it", model.version, pipe, "built in memory" if src is None else f"{src} now holds {got}")
-            if got is not None and not got.startswith("a model it cannot load"):
-                self._ask(("drop", key))
+                        "scores it", model.version, pipe, why)
             key = None
         self._held[pipe] = (model, key)
         return key

@@ -3,13 +3,13 @@
 The poll loop (:mod:`streamad.daemon.loop`) decodes records, buffers them per stream and cuts
 windows; it hands each pipeline's new windows to :meth:`ScoringWorker.submit` and goes on polling
 (heartbeats, rebalances, commits) while the worker thread runs ``Pipeline.score`` (torch releases
-the interpreter lock while it computes). With ``worker.scorer: process`` the computation itself runs
-in a child process (:mod:`.scorer_proc`) and the worker thread only hands it each batch and waits. The worker **only computes**: every piece of per-stream
-state (buffers, the live alert rule, holds) stays on the poll-loop thread, which takes finished
-batches back (:meth:`ScoringWorker.finished`, in submission order), applies ``Pipeline.decide``,
-publishes alerts and commits. A job's windows keep holding their source offsets (:attr:`Job.hold`)
-until the poll loop has decided them, so a commit never passes a window that is queued or being
-scored.
+the interpreter lock while it computes; with ``worker.scorer: process`` the computation itself runs
+in a child process, :mod:`.scorer_proc`, and the worker thread hands it each batch and waits). The
+worker **only computes**: every piece of per-stream state (buffers, the live alert rule, holds)
+stays on the poll-loop thread, which takes finished batches back (:meth:`ScoringWorker.finished`,
+in submission order), applies ``Pipeline.decide``, publishes alerts and commits. A job's windows
+keep holding their source offsets (:attr:`Job.hold`) until the poll loop has decided them, so a
+commit never passes a window that is queued or being scored.
 
 Bounded, never dropping: :attr:`ScoringWorker.depth` counts the windows submitted and not yet
 taken back. The daemon pauses its partitions when the depth reaches ``worker.queue_windows`` and
