@@ -67,7 +67,7 @@ class AudioConfig:
 @dataclass
 class SeriesConfig:
     channels: list[str] = field(default_factory=list)  # empty -> learned from training data
-    representation: str = "patch"  # "patch" | "spectrogram"
+    representation: str = "patch"  # "patch" | "spectrogram" | "beats"
     rate_hz: float = 1.0  # expected readings per second
     window: int = 64  # readings per window
     hop: int = 16  # readings between window starts
@@ -195,7 +195,7 @@ class Config:
 
 
 _CHOICES = {
-    "series.representation": ("patch", "spectrogram"),
+    "series.representation": ("patch", "spectrogram", "beats"),
     "train.calibration": ("auto", "holdout", "crossfit"),
     "train.crossfit_threshold": ("pooled", "median"),
     "logging.format": ("text", "json"),

@@ -1,7 +1,8 @@
 """Alert evidence a person can check in seconds: a PNG of what the model saw, a WAV to listen to.
 
 * :func:`plot_residual` — the window's input patch (log-mel spectrogram or series patch), the
-  model's reconstruction and the residual |x - G(x)|, with the score and threshold in the title.
+  model's reconstruction and the residual |x - G(x)|, with the score and threshold in the title;
+  for feature vectors (series ``beats``) one bar per standardised feature instead.
 * :class:`EvidenceRecorder` — for the daemon (``alerts.evidence_dir``): per alert a PNG of the
   opening window; per audio event a WAV from ``evidence_pre_s`` before the event to
   ``evidence_post_s`` after it (at most ``evidence_max_s``), written when the event closes. File
@@ -25,6 +26,8 @@ def plot_residual(model: Any, window: np.ndarray, path: str | Path, title: str) 
     from matplotlib.figure import Figure
 
     x = model.patches(window[None])
+    if x.dim() == 2:  # feature vectors (e.g. the series "beats" representation): one bar per feature
+        return _plot_features(model, x[0].cpu().numpy(), path, title)
     rec = None
     if x.dim() == 3:  # a raw-waveform detector: show the front end's patch of the window
         import torch
@@ -45,6 +48,26 @@ def plot_residual(model: Any, window: np.ndarray, path: str | Path, title: str) 
         ax.set_xlabel("frame")
         ax.set_ylabel("row (mel band / channel)")
         fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(str(path), dpi=90)
+    return str(path)
+
+
+def _plot_features(model: Any, f: np.ndarray, path: str | Path, title: str) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = getattr(model.frontend, "feature_names", None) or [str(i) for i in range(len(f))]
+    fig = Figure(figsize=(max(4.0, 0.6 * len(f) + 1.5), 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(range(len(f)), f, color=["C3" if abs(v) > 3 else "C0" for v in f])
+    ax.set_xticks(range(len(f)))
+    ax.set_xticklabels(list(names)[:len(f)], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("standardised feature (training: 0 +- 1)")
+    ax.axhline(0, color="k", lw=0.5)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,6 @@ def series_models(tmp_path_factory):
     # ECG: record 100 from 480 s to 770 s holds no abnormal beat
     ecg = load_series_files([MITBIH])[0]
     cfg_h = load(ROOT / "configs" / "heartrate.yaml")
-    cfg_h.model.params["steps"] = 200
     cfg_h.train.threads = 1
     train_model(cfg_h, [Recording("100-normal", ecg.values[480 * 360:770 * 360], ecg.channels)], out / "heartrate",
                 show_progress=False)

@@ -17,7 +17,8 @@ the file scored; point (row) ROC-AUC per file and its mean, and how many files w
 ``ecg``: MIT-BIH record 100. Training: the first half of the record with +-1 window cut around
 each abnormal beat; test: the second half. Beat-level ROC-AUC (one window centred on each beat)
 and what the daemon would do on the stream: the recall of abnormal beats against false alerts
-per hour as the threshold moves (PNG), and the point at the calibrated threshold.
+per hour as the threshold moves (PNG), and the point at the calibrated threshold (counting rules:
+:func:`streamad.evaluation.ecg.beat_alert_tradeoff`).
 """
 from __future__ import annotations
 
@@ -142,7 +143,13 @@ def _plot_tradeoff(t: dict, path: Path) -> str:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     c = t["curve"]
-    ax.step([p["false_alerts_per_hour"] for p in c], [p["recall"] for p in c], where="post", label="threshold sweep")
+    # false alerts are not monotone in the threshold (a lower one can merge two alerts into one):
+    # the line is the best recall at most that many false alerts, the dots every threshold tried
+    fa = sorted({p["false_alerts_per_hour"] for p in c})
+    best = [max(p["recall"] for p in c if p["false_alerts_per_hour"] <= f) for f in fa]
+    ax.step(fa, best, where="post", label="best recall at <= x false alerts/h")
+    ax.plot([p["false_alerts_per_hour"] for p in c], [p["recall"] for p in c], ".", color="C0", alpha=0.35,
+            label="thresholds tried")
     cal = t["calibrated"]
     ax.plot([cal["false_alerts_per_hour"]], [cal["recall"]], "o", color="C3", label="calibrated threshold")
     ax.set_xlabel(f"false alerts per hour ({t['hours'] * 60:.0f} min of ECG: 1 false alert = {1 / t['hours']:.0f}/h)")

@@ -51,7 +51,13 @@ channels -> 16 log-frequency bands each). ``fit`` then learns per-row mean and
 standard deviation (floored at 0.5 dB) over the training windows, as the audio
 front end does per mel band.
 
-Window lengths other than 32 work for both: time is resampled to 32 columns
+"beats" representation (heart signals: premature beats, pauses, changed beats)
+--------------------------------------------------------------------------------
+Seven features of the beat nearest the window's centre against its neighbours and the
+training beats (timing, QRS energy, shape), standardised: feature vectors (N, 7) instead of
+patches, for the vector detectors (e.g. ``gmm``). See :mod:`streamad.windows.series_beats`.
+
+Window lengths other than 32 work for patch and spectrogram: time is resampled to 32 columns
 (interpolated above 32 readings per row span, after moving-average smoothing
 when decimating).
 """
@@ -66,6 +72,8 @@ from torch.nn import functional as F
 
 from streamad.config import SeriesConfig
 from streamad.stats import robust_center_scale
+from streamad.windows.series_beats import FEATURES as BEAT_FEATURES
+from streamad.windows.series_beats import BeatFeatures
 
 SIZE = 32  # patch side
 LAG_FRACTION = 0.5  # delay-embedding rows of one channel are lagged over this fraction of the window
@@ -97,7 +105,7 @@ class SeriesFrontend:
     kind = "series"
 
     def __init__(self, cfg: SeriesConfig):
-        if cfg.representation not in ("patch", "spectrogram"):
+        if cfg.representation not in ("patch", "spectrogram", "beats"):
             raise ValueError(f"series.representation: unknown representation {cfg.representation!r}")
         self.cfg = cfg
         self.representation = cfg.representation
@@ -111,6 +119,7 @@ class SeriesFrontend:
         self.row_mean = torch.zeros(SIZE, 1)  # spectrogram row standardisation (identity for patch)
         self.row_std = torch.ones(SIZE, 1)
         self._dev: dict[tuple[str, int], dict[str, Any]] = {}
+        self.beats = BeatFeatures(self.rate, self.window) if cfg.representation == "beats" else None
 
     @property
     def rate(self) -> float:
@@ -156,6 +165,8 @@ class SeriesFrontend:
         self.row_mean = torch.zeros(SIZE, 1)
         self.row_std = torch.ones(SIZE, 1)
         self._dev.clear()
+        if self.beats is not None:
+            self.beats.fit(self._normalise_np(w))
         if self.representation == "spectrogram":
             sums = torch.zeros(SIZE, dtype=torch.float64)
             sq = torch.zeros_like(sums)
@@ -175,9 +186,12 @@ class SeriesFrontend:
     def state(self) -> dict[str, torch.Tensor]:
         if self.center is None or self.scale is None:
             raise ValueError("series front end is not fitted")
-        return {"n_channels": torch.tensor(int(self.n_channels or len(self.center))),
-                "center": self.center.clone(), "scale": self.scale.clone(),
-                "row_mean": self.row_mean.clone(), "row_std": self.row_std.clone()}
+        st = {"n_channels": torch.tensor(int(self.n_channels or len(self.center))),
+              "center": self.center.clone(), "scale": self.scale.clone(),
+              "row_mean": self.row_mean.clone(), "row_std": self.row_std.clone()}
+        if self.beats is not None:
+            st.update(self.beats.state())
+        return st
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.n_channels = int(state["n_channels"])
@@ -191,6 +205,8 @@ class SeriesFrontend:
             raise ValueError("series front end state: row statistics must be (32, 1)")
         if not bool((self.scale > 0).all()) or not bool((self.row_std > 0).all()):
             raise ValueError("series front end state: scales must be > 0")
+        if self.beats is not None:
+            self.beats.load_state(state, self.n_channels)
         self._dev.clear()
 
     def describe(self) -> dict[str, Any]:
@@ -199,6 +215,8 @@ class SeriesFrontend:
                              "channels": list(self.cfg.channels), "n_channels": self.n_channels}
         if self.representation == "spectrogram":
             d["n_fft"] = self.n_fft
+        elif self.beats is not None:
+            d["features"] = list(BEAT_FEATURES)
         elif self.n_channels is not None:
             d["lag_fraction"] = self.lag_fraction(min(self.n_channels, SIZE))
         return d
@@ -220,7 +238,7 @@ class SeriesFrontend:
                              "row_mean": self.row_mean.to(device), "row_std": self.row_std.to(device)}
         if self.representation == "patch":
             k.update(self._patch_consts(chan, lag, rows, v, device))
-        else:
+        elif self.representation == "spectrogram":
             k.update(self._spec_consts(chan, lag, rows, device))
         self._dev[key] = k
         return k
@@ -307,8 +325,26 @@ class SeriesFrontend:
         banded = (per_row * k["fb"][None, :, None, :]).sum(-1)  # (B, 32, 32)
         return 10.0 * torch.log10(banded.clamp_min(1e-10))
 
+    def _normalise_np(self, w: np.ndarray) -> np.ndarray:
+        """(N, window, C) readings -> normalised float64 readings (NumPy, for the beats features)."""
+        x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+        return self._normalise(x, self._consts(x.device, x.shape[2])).double().numpy()
+
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        """Names of the feature-vector columns (beats representation), else None (patches)."""
+        return BEAT_FEATURES if self.beats is not None else None
+
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, window, C) readings -> (B, 1, 32, 32) patches."""
+        """(B, window, C) readings -> (B, 1, 32, 32) patches, or (B, 7) features for "beats"."""
+        if self.beats is not None:
+            if x.dim() == 2:
+                x = x.unsqueeze(-1)
+            if x.dim() != 3 or x.shape[1] != self.window:
+                raise ValueError(f"expected windows (B, {self.window}, C), got {tuple(x.shape)}")
+            z = self._normalise(x.float(), self._consts(x.device, x.shape[2]))
+            f = self.beats.transform(z.detach().cpu().double().numpy())
+            return torch.from_numpy(f.astype(np.float32)).to(x.device)
         out = self._raw(x)
         if self.representation == "spectrogram":
             k = self._consts(out.device, x.shape[2] if x.dim() == 3 else 1)
