@@ -79,6 +79,27 @@ def test_report_files_and_docs_block(tmp_path):
     assert "| 100 | 200 → 200 | 5 | 0.100 / 0.200 / 0.300 / 0.400 |" in text
 
 
+def test_docs_block_keeps_the_sweep_for_a_soak_and_the_soak_for_a_sweep(tmp_path):
+    docs = tmp_path / "PERF.md"
+    docs.write_text(f"top\n\n{R.BEGIN}\n{R.END}\n\nbottom\n")
+    for d in ("sweep", "soak", "sweep2"):
+        (tmp_path / d).mkdir()
+    R.write_all(_fake_results(), tmp_path / "sweep", docs)
+    soak = {"streams": 4, "minutes": 1.0, "rss_change_pct": 3.0,
+            "start": {"span": "s", "latency": {"alerts": 1}, "rss_mb": 100.0, "lag_max": 0}}
+    R.write_all({"soak": soak}, tmp_path / "soak", docs)  # a fresh --out: no sweep of its own
+    text = docs.read_text()
+    assert "| 100 | 200 → 200 | 5 |" in text and "RSS end vs start: +3.0 %." in text
+    assert text.index("| 100 | 200 → 200") < text.index(R.SOAK) < text.index("RSS end vs start")
+    assert text.startswith("top\n") and text.endswith("bottom\n")
+    res = _fake_results()
+    res["live"][1]["streams"] = 7
+    R.write_all(res, tmp_path / "sweep2", docs)  # a new sweep keeps the soak, replaces the sweep
+    text = docs.read_text()
+    assert "| 7 | 200 → 200" in text and "| 100 | 200 → 200" not in text and "RSS end vs start: +3.0 %." in text
+    assert text.count(R.SOAK) == 1 and text.count(R.BEGIN) == 1 and text.count(R.END) == 1
+
+
 def test_soak_alone_reports_its_own_run_and_the_rss_after_warm_up(tmp_path):
     soak = {"command": "streamad bench --soak 30 --soak-streams 4", "box": {"cpus": 2, "cpu_model": "x86", "torch": "2.13.0",
                                                                      "loadavg": [1, 1, 1], "loadavg_end": [2, 2, 2]},
