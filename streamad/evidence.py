@@ -48,11 +48,7 @@ def plot_residual(model: Any, window: np.ndarray, path: str | Path, title: str) 
         ax.set_xlabel("frame")
         ax.set_ylabel("row (mel band / channel)")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(str(path), dpi=90)
-    return str(path)
+    return _save(fig, path, title)
 
 
 def _plot_features(model: Any, f: np.ndarray, path: str | Path, title: str) -> str:
@@ -68,6 +64,10 @@ def _plot_features(model: Any, f: np.ndarray, path: str | Path, title: str) -> s
     ax.set_xticklabels(list(names)[:len(f)], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("standardised feature (training: 0 +- 1)")
     ax.axhline(0, color="k", lw=0.5)
+    return _save(fig, path, title)
+
+
+def _save(fig: Any, path: str | Path, title: str) -> str:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

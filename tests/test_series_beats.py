@@ -94,9 +94,11 @@ def test_short_window_and_untrained_signal_are_clear_errors(tmp_path):
         load(cfg)
 
 
-def test_mitbih_premature_beats_score_above_normal_beats():
+def test_mitbih_premature_beats_score_above_normal_beats(tmp_path):
     """Record 100: trained on 480-770 s (no abnormal beat) with the shipped ECG config; every
-    abnormal beat of 800-1000 s scores above the 98th percentile of that stretch's normal beats."""
+    abnormal beat of 800-1000 s scores above the 98th percentile of that stretch's normal beats.
+    An alert's evidence PNG shows the features (the detector sees vectors, not patches)."""
+    from streamad.evidence import plot_residual
     from streamad.kinds import kind_of
     from streamad.scoring import score_recording
     from streamad.train import Recording, train_model
@@ -112,3 +114,5 @@ def test_mitbih_premature_beats_score_above_normal_beats():
     s = score_recording(m, rec.signal, starts=starts).scores
     assert lab.sum() >= 5
     assert s[lab].min() > np.quantile(s[~lab], 0.98), (s[lab], np.quantile(s[~lab], 0.98))
+    png = plot_residual(m, rec.signal[starts[lab][0]:starts[lab][0] + w], tmp_path / "alert.png", "bed-3")
+    assert (tmp_path / "alert.png").stat().st_size > 1000 and png == str(tmp_path / "alert.png")

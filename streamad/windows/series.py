@@ -72,8 +72,7 @@ from torch.nn import functional as F
 
 from streamad.config import SeriesConfig
 from streamad.stats import robust_center_scale
-from streamad.windows.series_beats import FEATURES as BEAT_FEATURES
-from streamad.windows.series_beats import BeatFeatures
+from streamad.windows.series_beats import FEATURES as BEAT_FEATURES, BeatFeatures
 
 SIZE = 32  # patch side
 LAG_FRACTION = 0.5  # delay-embedding rows of one channel are lagged over this fraction of the window
@@ -166,7 +165,7 @@ class SeriesFrontend:
         self.row_std = torch.ones(SIZE, 1)
         self._dev.clear()
         if self.beats is not None:
-            self.beats.fit(self._normalise_np(w))
+            self.beats.fit(self._beat_input(torch.from_numpy(np.ascontiguousarray(w))))
         if self.representation == "spectrogram":
             sums = torch.zeros(SIZE, dtype=torch.float64)
             sq = torch.zeros_like(sums)
@@ -296,15 +295,23 @@ class SeriesFrontend:
             z = z @ k["group"].T
         return z
 
-    def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, window, C) -> (B, 32, 32) before row standardisation."""
+    def _normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """(B, window, C) or (B, window) readings -> normalised (B, W, V) and the device constants."""
         if x.dim() == 2:
             x = x.unsqueeze(-1)
         if x.dim() != 3 or x.shape[1] != self.window:
             raise ValueError(f"expected windows (B, {self.window}, C), got {tuple(x.shape)}")
         x = x.float()
         k = self._consts(x.device, x.shape[2])
-        z = self._normalise(x, k)  # (B, W, V)
+        return self._normalise(x, k), k
+
+    def _beat_input(self, x: torch.Tensor) -> np.ndarray:
+        """Normalised readings as float64 NumPy on the CPU (the beats features are NumPy)."""
+        return self._normalised(x)[0].detach().cpu().double().numpy()
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, window, C) -> (B, 32, 32) before row standardisation."""
+        z, k = self._normalised(x)  # (B, W, V)
         b, w, v = z.shape
         if self.representation == "patch":
             a = z.abs()
@@ -325,11 +332,6 @@ class SeriesFrontend:
         banded = (per_row * k["fb"][None, :, None, :]).sum(-1)  # (B, 32, 32)
         return 10.0 * torch.log10(banded.clamp_min(1e-10))
 
-    def _normalise_np(self, w: np.ndarray) -> np.ndarray:
-        """(N, window, C) readings -> normalised float64 readings (NumPy, for the beats features)."""
-        x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-        return self._normalise(x, self._consts(x.device, x.shape[2])).double().numpy()
-
     @property
     def feature_names(self) -> tuple[str, ...] | None:
         """Names of the feature-vector columns (beats representation), else None (patches)."""
@@ -338,12 +340,7 @@ class SeriesFrontend:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """(B, window, C) readings -> (B, 1, 32, 32) patches, or (B, 7) features for "beats"."""
         if self.beats is not None:
-            if x.dim() == 2:
-                x = x.unsqueeze(-1)
-            if x.dim() != 3 or x.shape[1] != self.window:
-                raise ValueError(f"expected windows (B, {self.window}, C), got {tuple(x.shape)}")
-            z = self._normalise(x.float(), self._consts(x.device, x.shape[2]))
-            f = self.beats.transform(z.detach().cpu().double().numpy())
+            f = self.beats.transform(self._beat_input(x))
             return torch.from_numpy(f.astype(np.float32)).to(x.device)
         out = self._raw(x)
         if self.representation == "spectrogram":

@@ -178,7 +178,7 @@ class BeatFeatures:
     def _one(self, w: np.ndarray, e: np.ndarray, p: np.ndarray, span: float) -> list[float]:
         if len(p) == 0:
             return [math.log(span / self.rr), 0.0, math.log((float(e.max()) + EPS) / (self.energy + EPS)),
-                                                     *(self._compare(None, None) * 2)]
+                    *(self._compare(None, None) * 2)]
         c = int(np.argmin(np.abs(p - (len(w) - 1) / 2.0)))
         t = int(p[c])
         rr = np.diff(p) / self.rate
