@@ -113,3 +113,37 @@ def test_local_contrast_quantile_reference():
     assert torch.equal(local_contrast(f, 0.0), f - f.min(dim=1, keepdim=True).values)
     low = local_contrast(f, 0.25)
     assert (low >= 0).float().mean() > 0.7 and (low < 0).any()  # a lower reference: most frames above it
+
+
+def test_frame_bank_distances_and_a_sound_unlike_every_normal_one():
+    """bank: a frame's distance to its nearest bank frame (exact against brute force); normal
+    frames from two distinct sounds (a mixture of few Gaussians blurs them) are both close, a
+    frame between them is far; state round trip; frame_knn is the bank alone."""
+    import pytest
+
+    from streamad.models.frame_knn import FrameBank
+    from streamad.models.registry import create
+
+    g = torch.Generator().manual_seed(3)
+    bank = FrameBank(50, seed=0).fit(torch.randn(400, 6, generator=g))
+    assert bank.frames.shape == (50, 6)
+    q = torch.randn(2, 5, 6, generator=g)
+    brute = torch.stack([torch.stack([((bank.frames - q[i, j]).square().sum(1).sqrt()).min()
+                                      for j in range(5)]) for i in range(2)])
+    torch.testing.assert_close(bank.nearest(q), brute)
+    with pytest.raises(ValueError, match="frame bank"):
+        FrameBank(0)
+    # normal windows: every frame is one of two sounds (+4 or -4 in every band), a little noise
+    side = torch.where(torch.rand(60, 1, 1, 32, generator=g) < 0.5, 4.0, -4.0)
+    X = side + 0.3 * torch.randn(60, 1, 8, 32, generator=g)
+    between = 0.3 * torch.randn(1, 1, 8, 32, generator=g)  # 0 dB: unlike both sounds
+    between[..., :28] = X[:1, ..., :28]  # only its last 4 frames are new
+    for name, params in (("frame_fullgmm", {"k": 2, "bank": 200}), ("frame_knn", {"bank": 200, "floor": 0})):
+        det = create(name, params).fit(X, seed=0)
+        c = det.score_components(torch.cat([X[:20], between]))
+        assert c["nn_top"][20] > 5 * c["nn_top"][:20].max(), name
+        again = create(name, params)
+        again.load_state(det.state())
+        np.testing.assert_allclose(again.score_components(between)["nn_top"], c["nn_top"][20:], rtol=1e-6)
+    with pytest.raises(KeyError):
+        create("frame_fullgmm", {"k": 2, "bank": 200}).load_state(create("frame_fullgmm", {"k": 2}).fit(X, seed=0).state())

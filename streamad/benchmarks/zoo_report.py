@@ -12,7 +12,8 @@ from streamad.models.registry import DETECTORS
 REFS = {
     "gmgan": "Chen et al. 2020, GMGAN (arXiv 2002.01107)", "ganomaly": "Akcay et al., ACCV 2018",
     "cae": "GMGAN's conv-AE ablation", "frame_gmm": "diagonal GMM on log-mel frames (streamad baseline)",
-    "frame_fullgmm": "full-covariance + diagonal GMM on log-mel frames (streamad, issue 7; the audio default)",
+    "frame_fullgmm": "full-covariance + diagonal GMM on log-mel frames, + local contrast (streamad, issue 7; the audio default)",
+    "frame_knn": "nearest of a bank of normal log-mel frames (PatchCore's memory bank, Roth et al., CVPR 2022)",
     "pca": "Shyu et al. 2003 (PCA reconstruction error)", "gmm": "Gaussian mixture NLL (scikit-learn)",
     "kde": "Parzen 1962 (scikit-learn KernelDensity)", "iforest": "Liu et al., ICDM 2008 (scikit-learn)",
     "ocsvm": "Schoelkopf et al. 2001 (scikit-learn)", "knn": "Ramaswamy et al., SIGMOD 2000 (scikit-learn)",

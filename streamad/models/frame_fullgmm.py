@@ -15,7 +15,10 @@ are unchanged. Score components per window:
 * ``nll_local`` / ``nll_local_top`` (only with ``local_k`` > 0): mean / worst-``top`` frame NLL
   under a diagonal mixture of ``local_k`` components over *local contrast* features: each frame
   minus the per-band median of its window. The slow level changes of a busy background (a car
-  passing, a crowd swelling) cancel out; what stands out from the next half-second does not.
+  passing, a crowd swelling) cancel out; what stands out from the next half-second does not;
+* ``nn`` / ``nn_top`` (only with ``bank`` > 0): mean / worst-``top`` distance of each frame to the
+  nearest of ``bank`` normal training frames (:class:`streamad.models.frame_knn.FrameBank`):
+  no mixture shape to fit, so the many different sounds of a café or a street are each normal.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
+from streamad.models.frame_knn import FrameBank, top_mean
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
 
@@ -53,27 +57,33 @@ def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = No
     return f
 
 
+def band_floor(X: torch.Tensor, q: float, seed: int = 0) -> torch.Tensor | None:
+    """Per-band ``q`` quantile over the training frames of ``X`` (None when ``q`` is 0)."""
+    if q <= 0:
+        return None
+    bands = frame_features(X)
+    bands = bands.reshape(-1, bands.shape[2])
+    if len(bands) > 200000:
+        bands = bands[torch.randperm(len(bands), generator=torch.Generator().manual_seed(seed))[:200000]]
+    return torch.quantile(bands, q, dim=0)
+
+
 class FrameFullGMM(Detector):
     name = "frame_fullgmm"
-    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top")
+    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top", "nn", "nn_top")
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
                                 "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0,
-                                "local_k": 0, "local_q": 0.5}
+                                "local_k": 0, "local_q": 0.5, "bank": 0}
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
         X, _ = self.training_rows(X, y)
         p = self.params
-        self.lo = None
-        if p["floor"] > 0:
-            bands = frame_features(X.cpu().float())
-            bands = bands.reshape(-1, bands.shape[2])
-            if len(bands) > 200000:
-                bands = bands[torch.randperm(len(bands), generator=torch.Generator().manual_seed(seed))[:200000]]
-            self.lo = torch.quantile(bands, p["floor"], dim=0)
+        self.lo = band_floor(X.cpu().float(), p["floor"], seed)
         f3 = frame_features(X.cpu().float(), p["delta"], self.lo)
         f = f3.reshape(-1, f3.shape[2])
+        self.bank = FrameBank(p["bank"], seed).fit(f) if p["bank"] > 0 else None
         loc = local_contrast(f3, p["local_q"]).reshape(-1, f3.shape[2]) if p["local_k"] > 0 else None
         if len(f) > p["max_frames"]:
             g = torch.Generator().manual_seed(seed)
@@ -109,6 +119,8 @@ class FrameFullGMM(Detector):
             out["nll_diag"] = []
         if self.local is not None:
             out["nll_local"], out["nll_local_top"] = [], []
+        if self.bank is not None:
+            out["nn"], out["nn_top"] = [], []
         for xb in batched(X, 256):
             f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)  # once per batch
             nll = self._frame_nll(self.gmm, f)
@@ -121,6 +133,10 @@ class FrameFullGMM(Detector):
                 lnll = self._frame_nll(self.local, local_contrast(f, self.params["local_q"]))
                 out["nll_local"].append(lnll.mean(1))
                 out["nll_local_top"].append(lnll.topk(k, dim=1).values.mean(1))
+            if self.bank is not None:
+                d = self.bank.nearest(f)
+                out["nn"].append(d.mean(1))
+                out["nn_top"].append(top_mean(d, self.params["top"]))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -130,6 +146,8 @@ class FrameFullGMM(Detector):
         for prefix, m in (("diag", self.diag), ("local", self.local)):
             if m is not None:
                 out.update({f"{prefix}.{k}": v for k, v in m.state().items()})
+        if self.bank is not None:
+            out.update({f"bank.{k}": v for k, v in self.bank.state().items()})
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -138,6 +156,10 @@ class FrameFullGMM(Detector):
         self.lo = state["floor"].float() if "floor" in state else None
         self.diag = self._load_diag(state, "diag", self.params["diag_k"])
         self.local = self._load_diag(state, "local", self.params["local_k"])
+        self.bank = None
+        if self.params["bank"] > 0:
+            self.bank = FrameBank(self.params["bank"])
+            self.bank.load_state({k[5:]: v for k, v in state.items() if k.startswith("bank.")})
 
     def _load_diag(self, state: dict[str, torch.Tensor], prefix: str, k: int) -> DiagGMM | None:
         if k <= 0:

@@ -22,6 +22,7 @@ ENTRIES: dict[str, str] = {
     "cae": "gmgan:ConvAE",
     "frame_gmm": "frame_gmm:FrameGMM",
     "frame_fullgmm": "frame_fullgmm:FrameFullGMM",
+    "frame_knn": "frame_knn:FrameKNN",
     "pca": "pca:PCADetector",
     "gmm": "mixture:GMMDetector",
     "kde": "kde:KDEDetector",
