@@ -130,6 +130,7 @@ class Supervisor:
                 b.start()
                 if self.on_embedded_restart is not None:
                     self.on_embedded_restart()
+                log.info("the embedded broker is back on %s", b.bootstrap)
                 return
             except (BrokerError, kerr.KafkaError, OSError) as e:
                 why = f", could not be restarted ({e})"
