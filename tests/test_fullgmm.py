@@ -83,7 +83,7 @@ def test_floor_makes_quieter_than_normal_frames_normal_but_keeps_louder_ones_ano
 def test_local_contrast_ignores_a_slow_level_change_but_not_a_short_event():
     """local_k: a window whose whole background is louder (a car passing) has the same local
     contrast as a normal one; a short burst inside an otherwise normal window stands out."""
-    from streamad.models.frame_fullgmm import local_contrast
+    from streamad.models.frames import local_contrast
     from streamad.models.registry import create
 
     g = torch.Generator().manual_seed(2)
@@ -106,7 +106,7 @@ def test_local_contrast_ignores_a_slow_level_change_but_not_a_short_event():
 
 
 def test_local_contrast_quantile_reference():
-    from streamad.models.frame_fullgmm import local_contrast
+    from streamad.models.frames import local_contrast
 
     f = torch.randn(5, 32, 8)
     assert torch.equal(local_contrast(f), f - f.median(dim=1, keepdim=True).values)  # the default: median

@@ -29,43 +29,10 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
-from streamad.models.frame_knn import FrameBank, top_mean
+from streamad.models.frame_knn import FrameBank
+from streamad.models.frames import band_floor, frame_features, local_contrast, top_mean
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
-
-
-def local_contrast(f: torch.Tensor, q: float = 0.5) -> torch.Tensor:
-    """(N, W, F) frame features -> each frame minus its window's per-band ``q`` quantile (the
-    median for 0.5; the lower order statistic at index round(q * (W - 1)) otherwise)."""
-    if q == 0.5:
-        return f - f.median(dim=1, keepdim=True).values
-    k = int(round(q * (f.shape[1] - 1))) + 1
-    return f - f.kthvalue(k, dim=1, keepdim=True).values
-
-
-def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = None) -> torch.Tensor:
-    """(N, C, H, W) patches -> (N, W', F) frame features; (N, D) vectors -> (N, 1, D).
-    ``lo``: per-band lower bounds (C*H,) applied before the differences."""
-    if X.dim() == 2:
-        return X[:, None, :] if lo is None else torch.maximum(X, lo)[:, None, :]
-    n, c, h, w = X.shape
-    f = X.reshape(n, c * h, w).transpose(1, 2)  # (N, W, C*H)
-    if lo is not None:
-        f = torch.maximum(f, lo)
-    if delta > 0:
-        f = torch.cat([f[:, delta:], f[:, delta:] - f[:, :-delta]], dim=2) if w > delta else f
-    return f
-
-
-def band_floor(X: torch.Tensor, q: float, seed: int = 0) -> torch.Tensor | None:
-    """Per-band ``q`` quantile over the training frames of ``X`` (None when ``q`` is 0)."""
-    if q <= 0:
-        return None
-    bands = frame_features(X)
-    bands = bands.reshape(-1, bands.shape[2])
-    if len(bands) > 200000:
-        bands = bands[torch.randperm(len(bands), generator=torch.Generator().manual_seed(seed))[:200000]]
-    return torch.quantile(bands, q, dim=0)
 
 
 class FrameFullGMM(Detector):
@@ -124,15 +91,14 @@ class FrameFullGMM(Detector):
         for xb in batched(X, 256):
             f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)  # once per batch
             nll = self._frame_nll(self.gmm, f)
-            k = max(1, int(round(self.params["top"] * nll.shape[1])))
             out["nll"].append(nll.mean(1))
-            out["nll_top"].append(nll.topk(k, dim=1).values.mean(1))
+            out["nll_top"].append(top_mean(nll, self.params["top"]))
             if self.diag is not None:
                 out["nll_diag"].append(self._frame_nll(self.diag, f).mean(1))
             if self.local is not None:
                 lnll = self._frame_nll(self.local, local_contrast(f, self.params["local_q"]))
                 out["nll_local"].append(lnll.mean(1))
-                out["nll_local_top"].append(lnll.topk(k, dim=1).values.mean(1))
+                out["nll_local_top"].append(top_mean(lnll, self.params["top"]))
             if self.bank is not None:
                 d = self.bank.nearest(f)
                 out["nn"].append(d.mean(1))

@@ -6,7 +6,7 @@ window's score is the mean over its worst ``top`` fraction of frames (``nn_top``
 mean over all frames). Unlike a mixture of a few Gaussians it needs no shape for the normal
 frames: a café or a street, whose frames come from many different sounds, is covered by examples
 of them, so a frame unlike every one of them stands out even when it is not loud. Frames are
-the standardised log-mel spectra, with the ``floor`` of :mod:`streamad.models.frame_fullgmm`
+the standardised log-mel spectra, with the ``floor`` of :mod:`streamad.models.frames`
 (every band clamped from below at its training quantile: quieter than normal is not an event).
 
 :class:`FrameBank` is the piece; ``frame_fullgmm`` uses it as an extra component (``bank``), and
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
+from streamad.models.frames import band_floor, frame_features, top_mean
 
 
 class FrameBank:
@@ -56,12 +57,6 @@ class FrameBank:
         self.frames = frames.contiguous()
 
 
-def top_mean(v: torch.Tensor, frac: float) -> torch.Tensor:
-    """(N, W) -> (N,) mean of each row's largest round(frac * W) values (at least one)."""
-    k = max(1, int(round(frac * v.shape[1])))
-    return v.topk(k, dim=1).values.mean(1)
-
-
 class FrameKNN(Detector):
     name = "frame_knn"
     components = ("nn", "nn_top")
@@ -70,8 +65,6 @@ class FrameKNN(Detector):
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameKNN":
-        from streamad.models.frame_fullgmm import band_floor, frame_features
-
         X, _ = self.training_rows(X, y)
         X = X.cpu().float()
         self.lo = band_floor(X, self.params["floor"], seed)
@@ -83,8 +76,6 @@ class FrameKNN(Detector):
 
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
-        from streamad.models.frame_fullgmm import frame_features
-
         check_layout(X, self.name, self.input, self.patch_shape)
         nn, top = [], []
         for xb in batched(X, 256):
