@@ -30,7 +30,7 @@ import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
 from streamad.models.frame_knn import FrameBank
-from streamad.models.frames import band_floor, frame_features, local_contrast, top_mean
+from streamad.models.frames import band_floor, frame_features, local_contrast, sample_rows, top_mean
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
 
@@ -52,9 +52,8 @@ class FrameFullGMM(Detector):
         f = f3.reshape(-1, f3.shape[2])
         self.bank = FrameBank(p["bank"], seed).fit(f) if p["bank"] > 0 else None
         loc = local_contrast(f3, p["local_q"]).reshape(-1, f3.shape[2]) if p["local_k"] > 0 else None
-        if len(f) > p["max_frames"]:
-            g = torch.Generator().manual_seed(seed)
-            pick = torch.randperm(len(f), generator=g)[: p["max_frames"]]
+        pick = sample_rows(len(f), p["max_frames"], seed)
+        if pick is not None:
             f = f[pick]
             loc = loc[pick] if loc is not None else None
         self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
@@ -113,7 +112,7 @@ class FrameFullGMM(Detector):
             if m is not None:
                 out.update({f"{prefix}.{k}": v for k, v in m.state().items()})
         if self.bank is not None:
-            out.update({f"bank.{k}": v for k, v in self.bank.state().items()})
+            out.update(self.bank.state())
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -122,10 +121,7 @@ class FrameFullGMM(Detector):
         self.lo = state["floor"].float() if "floor" in state else None
         self.diag = self._load_diag(state, "diag", self.params["diag_k"])
         self.local = self._load_diag(state, "local", self.params["local_k"])
-        self.bank = None
-        if self.params["bank"] > 0:
-            self.bank = FrameBank(self.params["bank"])
-            self.bank.load_state({k[5:]: v for k, v in state.items() if k.startswith("bank.")})
+        self.bank = FrameBank(self.params["bank"]).load_state(state) if self.params["bank"] > 0 else None
 
     def _load_diag(self, state: dict[str, torch.Tensor], prefix: str, k: int) -> DiagGMM | None:
         if k <= 0:

@@ -13,14 +13,14 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, check_layout
+from streamad.models.frames import frame_features, sample_rows
 from streamad.models.gmm import DiagGMM
 
 
 def _frames(X: torch.Tensor) -> torch.Tensor:
-    if X.dim() == 2:  # feature vectors: each row is one frame
-        return X
-    n, c, h, w = X.shape
-    return X.permute(0, 3, 1, 2).reshape(n * w, c * h)
+    """(N, C, H, W) patches -> (N*W, C*H) frames; feature vectors (N, D): each row is one frame."""
+    f = frame_features(X)
+    return f.reshape(-1, f.shape[2])
 
 
 class FrameGMM(Detector):
@@ -33,9 +33,9 @@ class FrameGMM(Detector):
             checkpoint: Path | None = None) -> "FrameGMM":
         X, _ = self.training_rows(X, y)
         f = _frames(X.cpu())
-        if len(f) > self.params["max_frames"]:
-            g = torch.Generator().manual_seed(seed)
-            f = f[torch.randperm(len(f), generator=g)[: self.params["max_frames"]]]
+        pick = sample_rows(len(f), self.params["max_frames"], seed)
+        if pick is not None:
+            f = f[pick]
         self.gmm = DiagGMM(self.params["k"], self.params["iters"], seed=seed).fit(f)
         if progress:
             progress(1, 1, {})

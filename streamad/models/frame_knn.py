@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
-from streamad.models.frames import band_floor, frame_features, top_mean
+from streamad.models.frames import band_floor, frame_features, sample_rows, top_mean
 
 
 class FrameBank:
     """``size`` frames drawn at random (seeded) from the training frames; ``nearest`` gives each
-    query frame's distance to the closest one."""
+    query frame's distance to the closest one. Its state is one tensor, ``bank.frames``, so a
+    detector holding a bank merges it into its own state as it is."""
 
     def __init__(self, size: int, seed: int = 0):
         if size < 1:
@@ -36,9 +37,9 @@ class FrameBank:
 
     def fit(self, frames: torch.Tensor) -> "FrameBank":
         """``frames`` (n, F): every training frame (n may be far above ``size``)."""
-        if len(frames) > self.size:
-            g = torch.Generator().manual_seed(self.seed)
-            frames = frames[torch.randperm(len(frames), generator=g)[: self.size]]
+        pick = sample_rows(len(frames), self.size, self.seed)
+        if pick is not None:
+            frames = frames[pick]
         self.frames = frames.float().contiguous().clone()
         return self
 
@@ -48,13 +49,15 @@ class FrameBank:
         return d.min(dim=1).values.reshape(f.shape[:2])
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"frames": self.frames.clone()}
+        return {"bank.frames": self.frames.clone()}
 
-    def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        frames = state["frames"].float()
+    def load_state(self, state: dict[str, torch.Tensor]) -> "FrameBank":
+        """From a detector's whole state (its ``bank.frames``)."""
+        frames = state["bank.frames"].float()
         if frames.dim() != 2 or not len(frames):
             raise ValueError(f"frame bank: frames must be a non-empty (n, features) matrix, got {tuple(frames.shape)}")
         self.frames = frames.contiguous()
+        return self
 
 
 class FrameKNN(Detector):
@@ -85,12 +88,11 @@ class FrameKNN(Detector):
         return {"nn": torch.cat(nn).double().numpy(), "nn_top": torch.cat(top).double().numpy()}
 
     def state(self) -> dict[str, torch.Tensor]:
-        out = {f"bank.{k}": v for k, v in self.bank.state().items()}
+        out = self.bank.state()
         if self.lo is not None:
             out["floor"] = self.lo.clone()
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.bank = FrameBank(self.params["bank"])
-        self.bank.load_state({k[5:]: v for k, v in state.items() if k.startswith("bank.")})
+        self.bank = FrameBank(self.params["bank"]).load_state(state)
         self.lo = state["floor"].float() if "floor" in state else None

@@ -3,7 +3,8 @@
 A log-mel patch (N, C, H, W) is W frames of C*H band values; feature vectors (N, D) are one frame
 each. ``band_floor`` learns per-band lower bounds (quieter than the normal background is not an
 event), ``local_contrast`` takes each frame relative to its window, ``top_mean`` pools the worst
-frames of a window into its score.
+frames of a window into its score, ``sample_rows`` draws the seeded random subset of training
+frames that a fit is bounded to.
 """
 from __future__ import annotations
 
@@ -24,14 +25,22 @@ def frame_features(X: torch.Tensor, delta: int = 0, lo: torch.Tensor | None = No
     return f
 
 
+def sample_rows(n: int, m: int, seed: int) -> torch.Tensor | None:
+    """Indices of a seeded random ``m`` of ``n`` rows, or None when ``n <= m`` (keep them all)."""
+    if n <= m:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m]
+
+
 def band_floor(X: torch.Tensor, q: float, seed: int = 0) -> torch.Tensor | None:
     """Per-band ``q`` quantile over the training frames of ``X`` (None when ``q`` is 0)."""
     if q <= 0:
         return None
     bands = frame_features(X)
     bands = bands.reshape(-1, bands.shape[2])
-    if len(bands) > 200000:
-        bands = bands[torch.randperm(len(bands), generator=torch.Generator().manual_seed(seed))[:200000]]
+    pick = sample_rows(len(bands), 200000, seed)
+    if pick is not None:
+        bands = bands[pick]
     return torch.quantile(bands, q, dim=0)
 
 
