@@ -147,3 +147,8 @@ def test_frame_bank_distances_and_a_sound_unlike_every_normal_one():
         np.testing.assert_allclose(again.score_components(between)["nn_top"], c["nn_top"][20:], rtol=1e-6)
     with pytest.raises(KeyError):
         create("frame_fullgmm", {"k": 2, "bank": 200}).load_state(create("frame_fullgmm", {"k": 2}).fit(X, seed=0).state())
+    from streamad.config import ConfigError
+
+    for name, bad in (("frame_knn", 0), ("frame_knn", "1000"), ("frame_fullgmm", -1), ("frame_fullgmm", 2.5)):
+        with pytest.raises(ConfigError, match=r"^model\.params\.bank: .*got"):
+            create(name, {"bank": bad})

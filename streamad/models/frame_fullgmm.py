@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
-from streamad.models.frame_knn import FrameBank
+from streamad.models.frame_knn import FrameBank, bank_size
 from streamad.models.frames import band_floor, frame_features, local_contrast, sample_rows, top_mean
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
@@ -42,6 +42,10 @@ class FrameFullGMM(Detector):
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
                                 "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0,
                                 "local_k": 0, "local_q": 0.5, "bank": 0}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        bank_size(self.params["bank"], 0)  # 0: no bank
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":

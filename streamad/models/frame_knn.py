@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamad.config import ConfigError
 from streamad.models.base import Detector, Progress, batched, check_layout
 from streamad.models.frames import band_floor, frame_features, sample_rows, top_mean
 
@@ -60,11 +61,22 @@ class FrameBank:
         return self
 
 
+def bank_size(value: Any, least: int) -> int:
+    """``model.params.bank`` as a whole number >= ``least``, else a one-line ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"model.params.bank: frames in the memory bank, a whole number >= {least}, got {value!r}")
+    return value
+
+
 class FrameKNN(Detector):
     name = "frame_knn"
     components = ("nn", "nn_top")
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"bank": 1000, "top": 0.125, "floor": 0.01}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        bank_size(self.params["bank"], 1)
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameKNN":
