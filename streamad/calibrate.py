@@ -88,6 +88,19 @@ class Calibration:
                         "p90": u, "tail_beta": beta, "tail_threshold": tail, "extremal_index": theta,
                         "per_window_rate": p}
 
+    def raise_threshold_above(self, sequences: list[np.ndarray], what: str) -> None:
+        """Raise the threshold above every (smoothed) score of these normal sequences, which are
+        not part of the alert-rate estimate (e.g. the windows across a seam of the normal data)."""
+        sm = [smooth(s, min(self.min_windows, max(1, len(s))), self.of_windows) for s in sequences if len(s)]
+        sm = np.concatenate(sm) if sm else np.zeros(0)
+        sm = sm[np.isfinite(sm)]
+        if not len(sm):
+            return
+        top = float(sm.max())
+        self.holdout.update({f"{what}_windows": int(sum(len(s) for s in sequences)), f"{what}_max_score": top,
+                             f"threshold_before_{what}": self.threshold})
+        self.threshold = max(self.threshold, top + 1e-9 * max(1.0, abs(top)))
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["threshold"] = self.threshold if math.isfinite(self.threshold) else None

@@ -10,6 +10,11 @@ Calibration data never reaches the detector it calibrates. Two ways (``train.cal
   scores set the standardisation and the threshold; the model that is kept trains on everything.
   Costs K + 1 trainings.
 
+With ``train.seam_windows`` each held-back stretch (block) is also scored looped on itself, the
+windows across the join of its end to its start: the click or level jump of a seam. They only put
+a floor under the threshold (it ends above the largest of them), never lower it, and stay out of
+the standardisation and the alert-rate estimate.
+
 ``auto`` (default) uses holdout when the held-back part gives at least ``MIN_HOLDOUT_WINDOWS``
 calibration windows and crossfit otherwise (with a warning). The shortest usable history is
 :func:`min_history` samples/readings = ``2 × window + 16`` (two folds of ``window + 8``), less
@@ -178,10 +183,21 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
     return model
 
 
-def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]], phases: int) -> Calibration:
-    """Standardisation and threshold from each model's components on windows it never saw."""
-    comps_seq = [m.components(h) for m, hold in scored for h in hold]
-    fold_of = [i for i, (_, hold) in enumerate(scored) for _ in hold]
+def _seam_windows(sig: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """The windows across the join of ``sig``'s end to its start (``sig`` looped once), at ``hop``."""
+    if len(sig) < win + hop:
+        return sig[:0]
+    joined = np.concatenate([sig[-win:], sig[:win]])
+    return np.stack([joined[s:s + win] for s in range(hop, win, hop)]) if hop < win else sig[:0]
+
+
+def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], list[np.ndarray]]],
+               phases: int) -> Calibration:
+    """Standardisation and threshold from each model's components on windows it never saw (the
+    seam windows, when there are any, count for the threshold only)."""
+    comps_seq = [m.components(h) for m, hold, _ in scored for h in hold]
+    fold_of = [i for i, (_, hold, _) in enumerate(scored) for _ in hold]
+    seam_seq = [m.components(h) for m, _, seams in scored for h in seams]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
     unknown = set(weights or {}) - set(comps)
@@ -207,6 +223,8 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray]]],
         if per_fold:
             cal.holdout.update(pooled_threshold=cal.threshold, fold_thresholds=per_fold)
             cal.threshold = float(np.median(per_fold))
+    if seam_seq:  # a seam is one event, not part of the normal rate: it only sets a floor
+        cal.raise_threshold_above([cal.combine(c)[phase::phases] for c in seam_seq for phase in range(phases)], "seam")
     return cal
 
 
@@ -236,23 +254,26 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         # at least 2 held-back windows (one short recording: 20 % of it can be under one window)
         train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win, win + cal_hop)
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
-        scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)])]
+        scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)], hold_sig)]
     else:
         folds, scored = _folds(recordings, k), []
         for i in range(k):
             rest = [s for j, f in enumerate(folds) if j != i for s in f if len(s)]
             fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})", labelled)
-            scored.append((fm, [h for h in (frame_windows(s, win, cal_hop) for s in folds[i]) if len(h)]))
+            scored.append((fm, [h for h in (frame_windows(s, win, cal_hop) for s in folds[i]) if len(h)], folds[i]))
         train_sig, hold_sig = [r.signal for r in recordings], [s for f in folds for s in f]
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
-    if sum(len(h) for _, hold in scored for h in hold) < 2:
+    # the joins: each held-back stretch looped on itself (train.seam_windows), else none
+    scored = [(m, hold, [w for w in (_seam_windows(s, win, cal_hop) for s in sigs) if len(w)]
+               if cfg.train.seam_windows else []) for m, hold, sigs in scored]
+    if sum(len(h) for _, hold, _ in scored for h in hold) < 2:
         raise DataError("fewer than 2 held-back normal windows for calibration; give more normal data")
     fit_s = time.monotonic() - t0
     model.calibration = _calibrate(cfg, scored, phases)
     summary = {
         "recordings": len(recordings), "train_windows": model.meta.pop("train_windows"),
         "labelled_anomaly_windows": model.meta.pop("labelled_anomaly_windows"),
-        "calibration": mode, "folds": k, "holdout_windows": int(sum(len(h) for _, hold in scored for h in hold)),
+        "calibration": mode, "folds": k, "holdout_windows": int(sum(len(h) for _, hold, _ in scored for h in hold)),
         "holdout_hop": cal_hop, "train_seconds_of_data": float(sum(len(s) for s in train_sig) / probe.rate),
         "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / probe.rate),
         "fit_wall_s": round(fit_s, 1), "device": str(dev), "seed": cfg.train.seed,

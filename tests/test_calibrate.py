@@ -61,3 +61,19 @@ def test_short_sequences_under_k_of_n_still_calibrate():
     assert math.isfinite(cal.threshold) and cal.holdout["windows"] == 3
     # per sequence the k-th largest once all its windows are in view: min(1, 2), min(0.5, 3), 4
     assert cal.holdout["max_score"] == 4.0 and cal.threshold > 4.0
+
+
+def test_a_floor_sequence_only_raises_the_threshold_and_is_smoothed_like_the_rest():
+    """raise_threshold_above: the threshold ends just above the largest k-of-n smoothed score of
+    the given sequences, is never lowered, and the rate estimate (tail) is left as it was."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 1, 4000)
+    cal = Calibration({"a": 0.0}, {"a": 1.0}, {"a": 1.0}, hop_s=0.5, min_windows=2, of_windows=3)
+    cal.fit_threshold([z])
+    before, tail = cal.threshold, cal.holdout["tail_threshold"]
+    cal.raise_threshold_above([np.array([0.0, 50.0, 0.0, 0.0])], "seam")  # one window alone: 1 of 3, no alert
+    assert cal.threshold == before
+    cal.raise_threshold_above([np.array([0.0, 40.0, 30.0, 0.0])], "seam")  # 2 of 3 over 30 -> smoothed 30
+    assert cal.threshold == pytest.approx(30.0) and cal.threshold > 30.0
+    assert cal.holdout["seam_max_score"] == 30.0 and cal.holdout["threshold_before_seam"] == before
+    assert cal.holdout["tail_threshold"] == tail and cal.holdout["seam_windows"] == 4

@@ -114,3 +114,30 @@ def test_crossfit_median_threshold_is_not_set_by_one_unlike_block():
     assert len(h["fold_thresholds"]) == 3 and h["pooled_threshold"] == pytest.approx(pooled.threshold)
     assert med.threshold == pytest.approx(float(np.median(h["fold_thresholds"])))
     assert med.threshold < 0.5 * pooled.threshold
+
+
+def test_seam_windows_put_the_join_of_the_held_back_audio_under_the_threshold():
+    """A steady tone looped end to start jumps in phase at the join: a click no continuous stretch
+    has. Calibrated on the continuous held-back audio only, that join scores far over the
+    threshold; with train.seam_windows (the held-back audio also scored looped on itself) the
+    threshold sits above it, and the rest of the calibration is unchanged (the seam only sets a floor)."""
+    from streamad.benchmarks.scenes_run import merge, shipped
+    from streamad.train import _seam_windows, split_recordings
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 12) / 16000
+    sig = (0.3 * np.sin(2 * np.pi * 437.3 * t) + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+    models = {}
+    for seams in (False, True):
+        cfg = from_dict(merge(shipped(), {"train": {"calibration": "holdout", "seam_windows": seams, "threads": 1}}))
+        models[seams] = train_model(cfg, [Recording("tone", sig)], None, show_progress=False)
+    plain, seamed = models[False], models[True]
+    win, cal_hop = plain.frontend.window, 2000  # the 0.125 s training hop
+    _, (held,) = split_recordings([Recording("tone", sig)], 0.2, win, win + cal_hop)
+    join = _seam_windows(held, win, cal_hop)
+    assert len(join) == 7 and np.array_equal(join[3], np.r_[held[-8000:], held[:8000]])  # the join mid-window
+    assert plain.score(join)[0].max() > plain.threshold  # the join would alert
+    assert seamed.score(join)[0].max() < seamed.threshold
+    h = seamed.calibration.holdout
+    assert h["seam_windows"] == 7 and h["threshold_before_seam"] == pytest.approx(plain.threshold)
+    assert "seam_windows" not in plain.calibration.holdout
