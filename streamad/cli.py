@@ -89,6 +89,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     model = train_model(cfg, recs, a.out, show_progress=not a.quiet, device=a.device, anomalies=labelled or None)
     info = {"model_dir": str(a.out), "model_version": model.version, "detector": model.name,
             "threshold": model.threshold, "wall_s": round(time.monotonic() - t0, 1), **model.meta["training"]}
+    h = model.calibration.holdout if model.calibration is not None else {}
+    info.update({k: h[k] for k in ("threshold_before_seam", "seam_max_score") if k in h})  # train.seam_windows
     print(json.dumps(info))
     return 0
 

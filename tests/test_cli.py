@@ -93,13 +93,15 @@ def test_missing_input_file(audio_model):
 
 def test_train_cli_writes_versioned_model(tmp_path, ambient_files):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("model: {detector: frame_gmm, params: {k: 2, iters: 5}}\n")
+    cfg.write_text("model: {detector: frame_gmm, params: {k: 2, iters: 5}}\ntrain: {seam_windows: true}\n")
     r = _run("train", "--config", cfg, "--normal", *ambient_files[:3], "--out", tmp_path / "m", "--quiet")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert info["model_version"] == meta["model_version"] and meta["format"] == 1
-    assert meta["calibration"]["threshold"] > meta["calibration"]["holdout"]["max_score"]
+    h = meta["calibration"]["holdout"]
+    assert meta["calibration"]["threshold"] > max(h["max_score"], h["seam_max_score"])
+    assert info["threshold"] >= info["threshold_before_seam"] == h["threshold_before_seam"]
 
 
 def _links(where, files):
