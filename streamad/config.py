@@ -111,7 +111,7 @@ class TrainConfig:
     crossfit_threshold: str = "pooled"
     # Calibrate on joins too: each held-back stretch of normal data is also scored looped on itself
     # (its end followed by its start), so the threshold has seen the click or level jump of a seam
-    # in the normal data (a looped recording, a gain step), not only its continuous stretches. Those
+    # in the normal data (a looped recording, a cut between recordings), not only its continuous stretches. Those
     # windows only put a floor under the threshold (never lower it; not part of the rate estimate).
     seam_windows: bool = False
     # torch CPU threads for training (0 = torch's default, all cores). Use 1 when other
