@@ -62,6 +62,10 @@ class AudioConfig:
     # samples are dropped as duplicates); one starting further back, or after a gap, does not continue
     # the stream: it waits for the stream's next chunk to decide (README "Time rules").
     resend_horizon_s: float = 10.0
+    # Take each window relative to its own level: subtract the median over its bands and frames of
+    # the log-mel deviation from the training mean (dB), so a microphone's gain change or a louder
+    # background is not an event; a sound that covers under half the window keeps its contrast.
+    level_norm: bool = False
 
 
 @dataclass

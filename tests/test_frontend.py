@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from streamad.config import AudioConfig
@@ -40,3 +41,29 @@ def test_frame_windows():
     assert frame_windows(x[:3], 4, 1).shape == (0, 4)
     m = frame_windows(np.ones((10, 2)), 5, 5)
     assert m.shape == (2, 5, 2)
+
+
+def test_level_norm_takes_each_window_relative_to_its_own_level():
+    """audio.level_norm: a window turned up by 6 dB gives the same patch as before (its median
+    level is taken out), while a sound on part of the window keeps its contrast; without the
+    option the same gain shifts every cell."""
+    rng = np.random.default_rng(0)
+    sig = rng.normal(0, 0.05, 16000 * 6).astype(np.float32)
+    W = frame_windows(sig, 16000, 4000)
+    fes = {}
+    for on in (False, True):
+        fes[on] = LogMelFrontend(AudioConfig(n_mels=64, level_norm=on))
+        fes[on].fit(W)
+    x = torch.from_numpy(W[:4])
+    loud = x * 2.0  # +6 dB
+    assert (fes[False].transform(loud) - fes[False].transform(x)).abs().min() > 0.1
+    torch.testing.assert_close(fes[True].transform(loud), fes[True].transform(x), atol=1e-3, rtol=0)
+    tone = x.clone()
+    tone[:, 4000:8000] += 0.5 * torch.sin(2 * np.pi * 1000 * torch.arange(4000) / 16000)  # a quarter of the window
+    d = (fes[True].transform(tone) - fes[True].transform(x))[:, 0]
+    band = int(d.mean(dim=(0, 2)).argmax())
+    assert d[:, band].max() > 3.0  # the tone's band still stands out, in standard deviations
+    assert float(d.median()) == pytest.approx(0.0, abs=0.2)  # the rest of the window is as before
+    # the std is learned on the level-relative windows: level_norm patches of the training data are standardised
+    P = fes[True].transform(torch.from_numpy(W))
+    assert abs(float(P.std()) - 1.0) < 0.2

@@ -78,25 +78,38 @@ class LogMelFrontend:
         return 10.0 * torch.log10(m.clamp_min(1e-10))
 
     def fit(self, waves: np.ndarray, batch: int = 512) -> None:
-        """Learn per-band mean and std from training windows (N, samples)."""
+        """Learn per-band mean and std from training windows (N, samples) (with ``level_norm``, the
+        std of the windows taken relative to their own level: a second pass)."""
         self.mean = torch.zeros(self.cfg.n_mels, 1)
         self.std = torch.ones(self.cfg.n_mels, 1)
         self._dev.clear()
-        sums = torch.zeros(self.cfg.n_mels, dtype=torch.float64)
-        sq = torch.zeros_like(sums)
-        count = 0
-        for i in range(0, len(waves), batch):
-            lm = self.logmel(torch.from_numpy(np.asarray(waves[i:i + batch], dtype=np.float32))).double()
-            sums += lm.sum(dim=(0, 2))
-            sq += lm.square().sum(dim=(0, 2))
-            count += lm.shape[0] * lm.shape[2]
-        mean = sums / count
-        std = (sq / count - mean.square()).clamp_min(1e-6).sqrt()
+        mean = std = None
+        for second in ((False, True) if self.cfg.level_norm else (False,)):
+            sums = torch.zeros(self.cfg.n_mels, dtype=torch.float64)
+            sq = torch.zeros_like(sums)
+            count = 0
+            for i in range(0, len(waves), batch):
+                lm = self.logmel(torch.from_numpy(np.asarray(waves[i:i + batch], dtype=np.float32))).double()
+                if second:
+                    lm = self._relative(lm - mean.unsqueeze(1)) + mean.unsqueeze(1)
+                sums += lm.sum(dim=(0, 2))
+                sq += lm.square().sum(dim=(0, 2))
+                count += lm.shape[0] * lm.shape[2]
+            if not second:
+                mean = sums / count
+            std = (sq / count - (sums / count).square()).clamp_min(1e-6).sqrt()
         self.mean = mean.float().unsqueeze(1)
         self.std = std.float().clamp_min(0.5).unsqueeze(1)  # floor: a silent band must not explode
         self._dev.clear()
 
+    def _relative(self, dev: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) deviations from the band means -> relative to each window's level
+        (``level_norm``; unchanged otherwise)."""
+        if not self.cfg.level_norm:
+            return dev
+        return dev - dev.flatten(1).median(dim=1).values[:, None, None]
+
     def transform(self, waves: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> (B, 1, n_mels, frames) standardised patches."""
         _, _, mean, std = self._consts(waves.device)
-        return ((self.logmel(waves) - mean) / std).unsqueeze(1)
+        return (self._relative(self.logmel(waves) - mean) / std).unsqueeze(1)
