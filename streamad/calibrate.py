@@ -61,9 +61,7 @@ class Calibration:
 
     def fit_threshold(self, sequences: list[np.ndarray]) -> None:
         """Choose the threshold from held-back normal score sequences (one per recording)."""
-        # a sequence shorter than min_windows (a short cross-fitting fold) still counts: its windows
-        # all over the threshold is the most it can show
-        smoothed = [smooth(s, min(self.min_windows, max(1, len(s))), self.of_windows) for s in sequences]
+        smoothed = self._smoothed(sequences)
         sm = np.concatenate(smoothed)
         sm = sm[np.isfinite(sm)]
         if len(sm) < 2:
@@ -88,10 +86,15 @@ class Calibration:
                         "p90": u, "tail_beta": beta, "tail_threshold": tail, "extremal_index": theta,
                         "per_window_rate": p}
 
+    def _smoothed(self, sequences: list[np.ndarray]) -> list[np.ndarray]:
+        """The alert rule's statistic of each sequence; a sequence shorter than min_windows (a short
+        cross-fitting fold) still counts: its windows all over the threshold is the most it can show."""
+        return [smooth(s, min(self.min_windows, max(1, len(s))), self.of_windows) for s in sequences]
+
     def raise_threshold_above(self, sequences: list[np.ndarray], what: str) -> None:
         """Raise the threshold above every (smoothed) score of these normal sequences, which are
         not part of the alert-rate estimate (e.g. the windows across a seam of the normal data)."""
-        sm = [smooth(s, min(self.min_windows, max(1, len(s))), self.of_windows) for s in sequences if len(s)]
+        sm = self._smoothed([s for s in sequences if len(s)])
         sm = np.concatenate(sm) if sm else np.zeros(0)
         sm = sm[np.isfinite(sm)]
         if not len(sm):
