@@ -175,6 +175,8 @@ class AnomalyModel:
             "training": training or self.meta.get("training", {}),
             "weights_sha256_12": digest,
         }
+        # the version covers the calibration and config too (computed on the JSON as it is read back)
+        self.meta["model_version"] = checks.version_of(json.loads(json.dumps(self.meta, default=_json_default)))
         (out / "model.json").write_text(json.dumps(self.meta, indent=2, default=_json_default))
         return out
 

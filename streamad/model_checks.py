@@ -22,6 +22,28 @@ import torch
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 
 
+# what a model's version identifies besides its weights: everything in model.json that changes a score or an alert
+VERSIONED = ("detector", "params", "config", "frontend", "calibration")
+
+
+def version_digest(meta: dict[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of the weights' hash and the model.json fields that decide its
+    scores and alerts (``VERSIONED``), as JSON with sorted keys: a model recalibrated on the same
+    weights (another threshold) is another version. ``meta`` as read back from model.json."""
+    import json
+
+    part = {"weights_sha256_12": meta.get("weights_sha256_12"), **{k: meta.get(k) for k in VERSIONED}}
+    blob = json.dumps(part, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def version_of(meta: dict[str, Any]) -> str:
+    """The ``model_version`` a model.json's content gives: ``<detector>-<version_digest>``. A tool that
+    edits a model's calibration on purpose (``streamad bench`` sets its own threshold) stamps the
+    edited file with it, so the result is a version of its own."""
+    return f"{meta['detector']}-{version_digest(meta)}"
+
+
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -39,9 +61,10 @@ def check_meta(meta: Any) -> None:
     digest = meta["weights_sha256_12"]
     if not _HEX12.match(digest):
         raise ValueError(f"weights_sha256_12: expected 12 hex digits, got {digest!r:.40}")
-    if meta["model_version"] != f"{meta['detector']}-{digest}":
-        raise ValueError(f"model_version: {meta['model_version']!r:.60} does not match detector "
-                         f"{meta['detector']!r} and weights_sha256_12 {digest!r}")
+    legacy = f"{meta['detector']}-{digest}"  # files written before versions covered the calibration
+    if meta["model_version"] not in (version_of(meta), legacy):
+        raise ValueError(f"model_version: {meta['model_version']!r:.60} does not match the detector, weights, "
+                         "config and calibration of this model.json (edited by hand? retrain instead)")
     if not isinstance(meta.get("calibration"), dict):
         raise ValueError("calibration: missing (the model is not calibrated)")
 

@@ -47,12 +47,20 @@ CONFIG_CASES = [  # (name, change to the config, what the error line starts with
 ]
 
 
+def _stamp(d, meta):
+    """Write model.json with the version its content gives, so that only the change under test is wrong."""
+    from streamad.model_checks import version_of
+
+    meta["model_version"] = version_of(json.loads(json.dumps(meta)))
+    (d / "model.json").write_text(json.dumps(meta))
+
+
 def _rehash(d):
     """Record the weights' new hash, so that only the change under test is wrong."""
     h = hashlib.sha256((d / "weights.pt").read_bytes()).hexdigest()[:12]
     meta = json.loads((d / "model.json").read_text())
-    meta["weights_sha256_12"], meta["model_version"] = h, f"{meta['detector']}-{h}"
-    (d / "model.json").write_text(json.dumps(meta))
+    meta["weights_sha256_12"] = h
+    _stamp(d, meta)
 
 
 def _tensor(name, value):
@@ -73,7 +81,7 @@ def _cal(**kw):
                 meta["calibration"][k].update(v)
             else:
                 meta["calibration"][k] = v
-        (d / "model.json").write_text(json.dumps(meta))
+        _stamp(d, meta)
     return f
 
 
@@ -165,3 +173,33 @@ def test_the_real_command_line_exits_2_with_one_line(broker, waiting_topic, audi
                            text=True, timeout=120)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("streamad: error: ")
     assert np.isnan(json.loads((model / "model.json").read_text())["calibration"]["threshold"])
+
+
+def test_a_recalibrated_model_is_a_new_version_and_a_hand_edited_threshold_is_refused(tmp_path):
+    """model_version covers the calibration: the same weights with another threshold are another
+    version (alert records and logs tell them apart); editing the threshold in model.json without
+    retraining no longer matches the version and the model is refused with one line."""
+    import numpy as np
+
+    from streamad.config import from_dict
+    from streamad.model import AnomalyModel, ModelFileError
+    from streamad.train import Recording, train_model
+
+    rng = np.random.default_rng(0)
+    sig = (0.05 * rng.standard_normal(16000 * 8)).astype(np.float32)
+    base = {"audio": {"n_mels": 64}, "model": {"detector": "frame_gmm", "params": {"k": 2, "iters": 5}},
+            "train": {"calibration": "holdout", "threads": 1}}
+    a = train_model(from_dict(base), [Recording("a", sig)], tmp_path / "a", show_progress=False)
+    base["alerts"] = {"target_false_alerts_per_hour": 0.1}
+    b = train_model(from_dict(base), [Recording("a", sig)], tmp_path / "b", show_progress=False)
+    ma, mb = (json.loads((tmp_path / d / "model.json").read_text()) for d in ("a", "b"))
+    assert ma["weights_sha256_12"] == mb["weights_sha256_12"] and a.threshold != b.threshold
+    assert a.version != b.version and AnomalyModel.load(tmp_path / "b", "cpu").version == b.version
+    mb["calibration"]["threshold"] = a.threshold
+    (tmp_path / "b" / "model.json").write_text(json.dumps(mb))
+    with pytest.raises(ModelFileError, match="model_version: .* does not match the detector, weights, config and calibration"):
+        AnomalyModel.load(tmp_path / "b", "cpu")
+    # a model file written before versions covered the calibration (version = detector + weights hash) still loads
+    ma["model_version"] = f"{ma['detector']}-{ma['weights_sha256_12']}"
+    (tmp_path / "a" / "model.json").write_text(json.dumps(ma))
+    assert AnomalyModel.load(tmp_path / "a", "cpu").threshold == a.threshold

@@ -83,6 +83,7 @@ def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None
     """A model directory whose threshold makes ``alert_fraction`` of the corpus windows open an alert:
     ``model`` when given, else ``detector`` trained by ``base_model``."""
     from streamad.model import AnomalyModel
+    from streamad.model_checks import version_of
     from streamad.windows.base import frame_windows
 
     base = model if model is not None else base_model(out, data_dir, detector)
@@ -97,8 +98,9 @@ def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None
     meta = json.loads((dst / "model.json").read_text())
     meta["calibration"]["threshold"] = thr
     meta["calibration"]["min_windows"] = meta["calibration"]["of_windows"] = 1
+    meta["model_version"] = version_of(meta)  # another threshold: another version (the base's is base_version)
     (dst / "model.json").write_text(json.dumps(meta, indent=2))
-    info = {"model_version": m.version, "detector": m.name, "made": "given" if model is not None else detector,
+    info = {"model_version": meta["model_version"], "base_version": m.version, "detector": m.name, "made": "given" if model is not None else detector,
             "params": m.detector.params, "threshold": thr,
             "alert_fraction_target": alert_fraction, "trained_steps": meta["params"].get("steps")}
     return dst, info
