@@ -68,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch threads of the naive loop (default 1: its best on a shared 2-core box; 0 = torch's "
                         "default)")
     p.add_argument("--chunk-s", type=float, default=0.1, help="seconds of audio per record (default 0.1)")
+    p.add_argument("--linger-ms", type=int, default=20,
+                   help="live and soak producers: linger_ms, how long a record waits for others of its batch "
+                        "(default 20: per-request cost dominates the embedded broker's CPU; 5 was used before 2026-12-03)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the benchmark topics (default 4)")
     p.add_argument("--alert-fraction", type=float, default=0.02,
                    help="fraction of windows over the benchmark threshold (default 0.02)")
@@ -189,7 +192,7 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
 
 
 SETTINGS = ("quick", "detector", "scorer", "streams", "live_seconds", "warmup_s", "backlog_streams",
-            "backlog_seconds", "chunk_s", "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes")
+            "backlog_seconds", "chunk_s", "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes", "linger_ms")
 
 
 def data_dir(a: argparse.Namespace) -> Path:
@@ -213,7 +216,8 @@ def run(a: argparse.Namespace) -> int:
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
         ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
-                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say, scorer=a.scorer)
+                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say, scorer=a.scorer,
+                  linger_ms=a.linger_ms)
         say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
         sig = corpus(data_dir(a), out)
         ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,

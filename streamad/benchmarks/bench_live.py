@@ -41,6 +41,7 @@ class Ctx:
     say: Callable[[str], None] = print
     naive_model: Path | None = None  # the GMGAN the naive loop runs (bench_env.naive_model)
     scorer: str = "thread"  # the daemon's worker.scorer
+    linger_ms: int = 20  # paced producers: how long a record may wait for others of its batch (bench --linger-ms)
 
     def port(self, n: int = 1) -> int:
         from streamad.broker import free_port
@@ -98,7 +99,7 @@ def spawn_producers(ctx: Ctx, topic: str, streams: int, seconds: float, t0: floa
         cmd = [sys.executable, "-m", "streamad.benchmarks.bench_producer", "--bootstrap", ctx.bootstrap,
                "--topic", topic, "--corpus", str(ctx.corpus), "--first", str(first), "--count", str(last - first),
                "--seconds", str(seconds), "--chunk-s", str(ctx.chunk_s), "--t0", repr(t0), "--report", str(report),
-               "--skip-s", repr(skip_s)]
+               "--skip-s", repr(skip_s), "--linger-ms", str(ctx.linger_ms)]
         out.append((subprocess.Popen(cmd + (["--paced"] if paced else [])), report))
     return out
 

@@ -64,7 +64,7 @@ def run(a: argparse.Namespace) -> dict:
     streams = list(range(a.first, a.first + a.count))
     phase = {j: spread(j) * a.chunk_s if a.paced else 0.0 for j in streams}
     order = sorted(streams, key=phase.get)
-    prod = kio.producer(KafkaConfig(), a.bootstrap, acks=1, linger_ms=5 if a.paced else 20, retries=3)
+    prod = kio.producer(KafkaConfig(), a.bootstrap, acks=1, linger_ms=a.linger_ms if a.paced else 20, retries=3)
     late: list[float] = []
     sent = 0
     t_start = time.time()
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-s", type=float, default=0.0,
                    help="start this far into each stream's audio (a soak segment goes on where the last ended)")
     p.add_argument("--paced", action="store_true")
+    p.add_argument("--linger-ms", type=int, default=20,
+                   help="paced: a record waits up to this long for others of its batch (a gateway's batching)")
     p.add_argument("--t0", type=float, required=True, help="capture time of the first chunk (epoch s)")
     p.add_argument("--report", required=True)
     a = p.parse_args(argv)

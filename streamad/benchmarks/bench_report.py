@@ -71,13 +71,15 @@ def _head(res: dict) -> list[str]:
     """Which command ran where, and the model it used (a sweep's or a soak's own record)."""
     box, m = res.get("box", {}), res.get("model", {})
     chunk = res.get("settings", {}).get("chunk_s")
+    linger = res.get("settings", {}).get("linger_ms")
     return [f"Run `{res.get('command', 'streamad bench')}` on {box.get('cpus')} CPUs ({box.get('cpu_model')}), "
             f"torch {box.get('torch')}, GPU: {box.get('gpu') or 'none'}; "
             + (f"load average at start {box['loadavg']}, at end {box.get('loadavg_end')}; " if box.get("loadavg") else "")
             + f"{res.get('started')} – {res.get('finished')}.",
             f"Model: {m.get('detector')} {m.get('model_version')} ({_model_what(m)}), threshold set so that "
             f"{100 * m.get('alert_fraction_target', 0):g} % of windows open an alert; 1 s windows, 0.5 s hop"
-            + (f", {chunk} s chunks." if chunk else ".") + "\n"]
+            + (f", {chunk} s chunks" if chunk else "")
+            + (f", live producers batch for up to {linger} ms (linger_ms)." if linger is not None else ".") + "\n"]
 
 
 def markdown(res: dict) -> str:
