@@ -110,6 +110,10 @@ class TrainConfig:
     # holdout | crossfit force one (see streamad/train.py)
     calibration: str = "auto"
     crossfit_folds: int = 3  # K for cross-fitting (fewer when the data is too short for K folds)
+    # blocks per fold: each recording is cut into K x this many contiguous blocks, dealt to the folds
+    # in turn (1: K contiguous blocks; 2: fold i holds blocks i and i + K), so a fold model has heard
+    # every part of the recording; fewer when the blocks would be shorter than 2 windows
+    crossfit_blocks: int = 1
     # cross-fitted threshold: pooled (from all out-of-fold scores together) | median (the median of the
     # K thresholds fitted on each fold's scores: one block unlike the others does not set it alone)
     crossfit_threshold: str = "pooled"
@@ -216,7 +220,7 @@ _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
     "audio.frames", "series.rate_hz", "series.window", "series.hop", "kafka.partitions",
     "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
-    "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "alerts.evidence_max_s",
+    "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "train.crossfit_blocks", "alerts.evidence_max_s",
     "alerts.drift_halflife_s", "metrics.ready_max_lag", "metrics.stuck_after_s",
     "kafka.poll_timeout_ms", "audio.resend_horizon_s", "worker.idle_stream_s", "worker.max_hold_s",
     "worker.max_streams", "worker.max_record_bytes", "worker.queue_windows", "worker.latency_budget_s",

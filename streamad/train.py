@@ -98,9 +98,17 @@ def _n_windows(signals: list[np.ndarray], window: int, hop: int) -> int:
     return sum(1 + (len(s) - window) // hop for s in signals if len(s) >= window)
 
 
-def _folds(recs: list[Recording], k: int) -> list[list[np.ndarray]]:
-    """K contiguous blocks of every recording: folds[i] = the i-th block of each."""
-    return [[r.signal[len(r.signal) * i // k: len(r.signal) * (i + 1) // k] for r in recs] for i in range(k)]
+def _folds(recs: list[Recording], k: int, blocks: int = 1, win: int = 1) -> list[list[np.ndarray]]:
+    """Every recording cut into ``k * m`` contiguous blocks, dealt to the K folds in turn: folds[i] =
+    blocks i, i + k, ... of each recording. ``m`` = ``blocks`` per fold, fewer for a recording whose
+    blocks would be shorter than two windows (``win``); m = 1: K contiguous blocks."""
+    out: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for r in recs:
+        n = len(r.signal)
+        m = max(1, min(blocks, n // (k * 2 * win)))
+        for b in range(k * m):
+            out[b % k].append(r.signal[n * b // (k * m): n * (b + 1) // (k * m)])
+    return out
 
 
 def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int) -> tuple[str, int]:
@@ -256,7 +264,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
         scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)], hold_sig)]
     else:
-        folds, scored = _folds(recordings, k), []
+        folds, scored = _folds(recordings, k, cfg.train.crossfit_blocks, win), []
         for i in range(k):
             rest = [s for j, f in enumerate(folds) if j != i for s in f if len(s)]
             fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})", labelled)

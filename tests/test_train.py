@@ -141,3 +141,24 @@ def test_seam_windows_put_the_join_of_the_held_back_audio_under_the_threshold():
     h = seamed.calibration.holdout
     assert h["seam_windows"] == 7 and h["threshold_before_seam"] == pytest.approx(plain.threshold)
     assert "seam_windows" not in plain.calibration.holdout
+
+
+def test_crossfit_blocks_deal_interleaved_blocks_to_the_folds():
+    """train.crossfit_blocks: K x m contiguous blocks dealt to the folds in turn, every sample in
+    exactly one fold; m = 1 is K contiguous blocks; a recording too short for m blocks of two
+    windows gets fewer."""
+    from streamad.train import _folds
+
+    long, short = Recording("a", np.arange(1200.0)), Recording("b", np.arange(300.0))
+    one = _folds([long], 3, 1, 50)
+    assert [[(b[0], len(b)) for b in f] for f in one] == [[(0, 400)], [(400, 400)], [(800, 400)]]
+    two = _folds([long, short], 3, 2, 50)  # long: 6 blocks of 200; short: 300 // (3*2*50) = 1 -> 3 of 100
+    assert [[b[0] for b in f] for f in two] == [[0, 600, 0], [200, 800, 100], [400, 1000, 200]]
+    dealt = np.sort(np.concatenate([b for f in two for b in f[:2]]))
+    assert np.array_equal(dealt, np.arange(1200.0))
+    cfg = from_dict({"kind": "series", "series": {"window": 16, "hop": 4},
+                     "model": {"detector": "pca", "params": {}},
+                     "train": {"calibration": "crossfit", "crossfit_blocks": 2}})
+    rng = np.random.default_rng(0)
+    model = train_model(cfg, [Recording("s", rng.standard_normal((400, 1)).astype(np.float32))], show_progress=False)
+    assert model.meta["training"]["calibration"] == "crossfit" and np.isfinite(model.threshold)

@@ -134,6 +134,11 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
     for r in res["rows"]:
         r.update(commit=_commit(), date=time.strftime("%Y-%m-%d"))
     old_rows, old_presets = _load_old(out, res["protocol"], presets)
+    try:  # the notes of earlier runs (how their rows were made) stay with their rows
+        old_notes = json.loads((out / "results.json").read_text()).get("notes", []) if old_rows else []
+    except (OSError, ValueError):
+        old_notes = []
+    notes = list(dict.fromkeys(old_notes + list(res.get("notes") or [])))
     rows = old_rows + res["rows"]
     summary = {}
     for p in dict.fromkeys(r["preset"] for r in rows):
@@ -144,7 +149,7 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
     doc = {"protocol": S.__doc__.split("Protocol")[1].strip(), "settings": res["protocol"],
            "command": "python -m streamad.benchmarks.audio_eval " + " ".join(argv),
            "wall_s_last_run": res["wall_s"], "presets": {p: extra.get(p, PRESETS.get(p, old_presets.get(p))) for p in summary},
-           "summary": summary, "rows": rows, **({"notes": res["notes"]} if res.get("notes") else {})}
+           "summary": summary, "rows": rows, **({"notes": notes} if notes else {})}
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=S.nan_safe))
     (out / "RESULTS.md").write_text(tables(doc))
     shown = set(PLOTTED) | set(presets)  # a readable plot: the reference rows and this run's
