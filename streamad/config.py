@@ -66,6 +66,10 @@ class AudioConfig:
     # the log-mel deviation from the training mean (dB), so a microphone's gain change or a louder
     # background is not an event; a sound that covers under half the window keeps its contrast.
     level_norm: bool = False
+    # Train on copies of the normal audio at these gains too (dB, e.g. [-3, 3]): the model learns
+    # that the same sounds a few dB louder or quieter are normal. Calibration stays on the audio as
+    # recorded. [] = off.
+    train_gains_db: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -346,6 +350,9 @@ def validate(cfg: Config) -> Config:
     for key in ("alerts.evidence_pre_s", "alerts.evidence_post_s", "alerts.adapt_warmup_s", "alerts.adapt_max_offset"):
         if _get(cfg, key) < 0:
             raise ConfigError(f"{key}: must be >= 0, got {_get(cfg, key)}")
+    for g in cfg.audio.train_gains_db:
+        if not isinstance(g, (int, float)) or isinstance(g, bool) or not math.isfinite(g) or abs(g) > 24:
+            raise ConfigError(f"audio.train_gains_db: each gain must be a number of dB in [-24, 24], got {g!r}")
     if cfg.train.crossfit_folds < 2:
         raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:

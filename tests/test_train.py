@@ -162,3 +162,27 @@ def test_crossfit_blocks_deal_interleaved_blocks_to_the_folds():
     rng = np.random.default_rng(0)
     model = train_model(cfg, [Recording("s", rng.standard_normal((400, 1)).astype(np.float32))], show_progress=False)
     assert model.meta["training"]["calibration"] == "crossfit" and np.isfinite(model.threshold)
+
+
+def test_train_gains_db_teach_the_model_that_louder_normal_audio_is_normal(tmp_path):
+    """audio.train_gains_db: the detector also trains on gain copies of the normal windows, so the
+    same background 6 dB louder scores lower than without them; the calibration stays on the audio
+    as recorded; a gain out of range is a one-line config error."""
+    from streamad.config import ConfigError
+    from streamad.windows.base import frame_windows
+
+    rng = np.random.default_rng(0)
+    sig = (0.02 * rng.standard_normal(16000 * 12)).astype(np.float32)
+    base = {"audio": {"n_mels": 32}, "model": {"detector": "frame_gmm", "params": {"k": 2, "iters": 10}},
+            "train": {"calibration": "holdout", "threads": 1}}
+    plain = train_model(from_dict(base), [Recording("n", sig)], show_progress=False)
+    base["audio"]["train_gains_db"] = [-6, 6]
+    aug = train_model(from_dict(base), [Recording("n", sig)], show_progress=False)
+    assert aug.meta["training"]["train_windows"] == 3 * plain.meta["training"]["train_windows"]
+    assert aug.meta["training"]["holdout_windows"] == plain.meta["training"]["holdout_windows"]
+    loud = frame_windows(sig * np.float32(2.0), 16000, 8000)
+    s_plain, _ = plain.score(loud, 64)
+    s_aug, _ = aug.score(loud, 64)
+    assert np.median(s_aug) < np.median(s_plain)
+    with pytest.raises(ConfigError, match=r"audio.train_gains_db: each gain must be a number of dB in \[-24, 24\]"):
+        from_dict({"audio": {"train_gains_db": [30]}})
