@@ -11,6 +11,7 @@ refused at start-up, and by the hot reload before it replaces the running model.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from pathlib import Path
@@ -30,8 +31,6 @@ def version_digest(meta: dict[str, Any]) -> str:
     """12 hex digits of the SHA-256 of the weights' hash and the model.json fields that decide its
     scores and alerts (``VERSIONED``), as JSON with sorted keys: a model recalibrated on the same
     weights (another threshold) is another version. ``meta`` as read back from model.json."""
-    import json
-
     part = {"weights_sha256_12": meta.get("weights_sha256_12"), **{k: meta.get(k) for k in VERSIONED}}
     blob = json.dumps(part, sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

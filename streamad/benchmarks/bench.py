@@ -37,6 +37,7 @@ from streamad.benchmarks import bench_report
 from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, corpus, naive_model, prepare_model,
                                            proc_stats, write_config)
 from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
+from streamad.benchmarks.bench_producer import LINGER_MS
 from streamad.config import ConfigError
 
 TS0 = 1_800_000_000.0  # backlog capture time: on the window grid
@@ -68,9 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch threads of the naive loop (default 1: its best on a shared 2-core box; 0 = torch's "
                         "default)")
     p.add_argument("--chunk-s", type=float, default=0.1, help="seconds of audio per record (default 0.1)")
-    p.add_argument("--linger-ms", type=int, default=20,
+    p.add_argument("--linger-ms", type=int, default=LINGER_MS,
                    help="live and soak producers: linger_ms, how long a record waits for others of its batch "
-                        "(default 20: per-request cost dominates the embedded broker's CPU; 5 was used before 2026-12-03)")
+                        f"(default {LINGER_MS}: per-request cost dominates the embedded broker's CPU; 5 was used "
+                        "before 2026-12-03)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the benchmark topics (default 4)")
     p.add_argument("--alert-fraction", type=float, default=0.02,
                    help="fraction of windows over the benchmark threshold (default 0.02)")
@@ -215,9 +217,7 @@ def run(a: argparse.Namespace) -> int:
 
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
-        ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
-                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say, scorer=a.scorer,
-                  linger_ms=a.linger_ms)
+        ctx = Ctx.from_args(a, out, broker, say, scorer=a.scorer)
         say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
         sig = corpus(data_dir(a), out)
         ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from streamad.benchmarks.bench_env import DaemonRun, proc_stats, write_config
+from streamad.benchmarks.bench_producer import LINGER_MS
 
 
 @dataclass
@@ -41,7 +42,14 @@ class Ctx:
     say: Callable[[str], None] = print
     naive_model: Path | None = None  # the GMGAN the naive loop runs (bench_env.naive_model)
     scorer: str = "thread"  # the daemon's worker.scorer
-    linger_ms: int = 20  # paced producers: how long a record may wait for others of its batch (bench --linger-ms)
+    linger_ms: int = LINGER_MS  # paced producers: how long a record may wait for others of its batch (bench --linger-ms)
+
+    @classmethod
+    def from_args(cls, a, out: Path, broker, say: Callable[[str], None], **kw) -> "Ctx":
+        """The settings a sweep and a soak share, from ``streamad bench``'s arguments; ``broker`` is
+        the embedded one, or None with ``--bootstrap``."""
+        return cls(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
+                   a.partitions, a.chunk_s, broker.proc.pid if broker else None, say, linger_ms=a.linger_ms, **kw)
 
     def port(self, n: int = 1) -> int:
         from streamad.broker import free_port

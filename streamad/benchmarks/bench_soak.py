@@ -63,9 +63,7 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
-        ctx = Ctx(a.bootstrap or broker.bootstrap, out, out / "corpus.npy", Path(), broker is not None,
-                  a.partitions, a.chunk_s, broker.proc.pid if broker else None, say,
-                  linger_ms=a.linger_ms)
+        ctx = Ctx.from_args(a, out, broker, say)
         sig = corpus(data, out)
         ctx.model, model_info = prepare_model(out, data, sig, Path(a.model) if a.model else None, a.alert_fraction,
                                             a.detector)

@@ -107,16 +107,17 @@ def run(a: argparse.Namespace, extra: dict[str, dict]) -> dict[str, Any]:
     return {"rows": rows, "protocol": proto, "wall_s": round(time.monotonic() - t0, 1)}
 
 
-def _load_old(out: Path, proto: dict | None, presets: list[str]) -> tuple[list[dict], dict]:
-    """Earlier rows (other presets, same protocol settings; all rows when proto is None) and
-    the preset definitions they were run with."""
+def _load_old(out: Path, proto: dict | None, presets: list[str]) -> tuple[list[dict], dict, list[str]]:
+    """Earlier rows (other presets, same protocol settings; all rows when proto is None), the
+    preset definitions they were run with, and the notes on how they were made (none when no
+    earlier row is kept)."""
     f = out / "results.json"
     if not f.exists():
-        return [], {}
+        return [], {}, []
     old = json.loads(f.read_text())
     rows = [r for r in old.get("rows", []) if r["preset"] not in presets
             and (proto is None or all(r.get(k) == v for k, v in proto.items()))]
-    return rows, old.get("presets", {})
+    return rows, old.get("presets", {}), old.get("notes", []) if rows else []
 
 
 def _commit() -> str:
@@ -133,12 +134,8 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
     out.mkdir(parents=True, exist_ok=True)
     for r in res["rows"]:
         r.update(commit=_commit(), date=time.strftime("%Y-%m-%d"))
-    old_rows, old_presets = _load_old(out, res["protocol"], presets)
-    try:  # the notes of earlier runs (how their rows were made) stay with their rows
-        old_notes = json.loads((out / "results.json").read_text()).get("notes", []) if old_rows else []
-    except (OSError, ValueError):
-        old_notes = []
-    notes = list(dict.fromkeys(old_notes + list(res.get("notes") or [])))
+    old_rows, old_presets, old_notes = _load_old(out, res["protocol"], presets)
+    notes = list(dict.fromkeys(old_notes + list(res.get("notes") or [])))  # earlier notes stay with their rows
     rows = old_rows + res["rows"]
     summary = {}
     for p in dict.fromkeys(r["preset"] for r in rows):
