@@ -70,6 +70,10 @@ class AudioConfig:
     # that the same sounds a few dB louder or quieter are normal. Calibration stays on the audio as
     # recorded. [] = off.
     train_gains_db: list[float] = field(default_factory=list)
+    # Train on this many mixed copies of the normal audio too: each training window summed with
+    # another one drawn at random, divided by sqrt(2) (the level of one), so that overlaps of normal
+    # sounds are normal. Calibration stays on the audio as recorded. 0 = off.
+    train_mix: int = 0
 
 
 @dataclass
@@ -353,6 +357,8 @@ def validate(cfg: Config) -> Config:
     for g in cfg.audio.train_gains_db:
         if not isinstance(g, (int, float)) or isinstance(g, bool) or not math.isfinite(g) or abs(g) > 24:
             raise ConfigError(f"audio.train_gains_db: each gain must be a number of dB in [-24, 24], got {g!r}")
+    if isinstance(cfg.audio.train_mix, bool) or not isinstance(cfg.audio.train_mix, int) or not 0 <= cfg.audio.train_mix <= 8:
+        raise ConfigError(f"audio.train_mix: must be a whole number of mixed copies in [0, 8], got {cfg.audio.train_mix!r}")
     if cfg.train.crossfit_folds < 2:
         raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:

@@ -39,6 +39,7 @@ from streamad.kinds import DataError, Recording, kind_of
 from streamad.model import AnomalyModel, resolve_device
 from streamad.models.registry import create
 from streamad.progress import bar, loss_callback
+from streamad.windows.augment import AugmentedWindows
 from streamad.windows.base import frame_windows
 
 __all__ = ["DataError", "Recording", "load_recordings", "min_history", "split_recordings", "train_model"]
@@ -168,9 +169,9 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
     avail = sum(max(0, len(s) - win) for s in signals)
     hop = max(1, min(train_hop, avail // (2 * MIN_TRAIN_WINDOWS))) if avail else 1  # dense when short
     windows = _concat_windows(signals, win, hop)
-    gains = cfg.audio.train_gains_db if cfg.kind == "audio" else []
-    if gains and len(windows):  # gain copies of the normal windows (audio.train_gains_db)
-        windows = np.concatenate([windows] + [windows * np.float32(10 ** (g / 20)) for g in gains])
+    gains, mix = (cfg.audio.train_gains_db, cfg.audio.train_mix) if cfg.kind == "audio" else ([], 0)
+    if (gains or mix) and len(windows):  # gain and mixed copies of the normal windows, made batch by batch
+        windows = AugmentedWindows(windows, gains, mix, cfg.train.seed)
     if len(windows) < MIN_TRAIN_WINDOWS:
         raise DataError(f"only {len(windows)} training windows; need at least {MIN_TRAIN_WINDOWS} (more normal "
                         "data, or a shorter window)")

@@ -186,3 +186,33 @@ def test_train_gains_db_teach_the_model_that_louder_normal_audio_is_normal(tmp_p
     assert np.median(s_aug) < np.median(s_plain)
     with pytest.raises(ConfigError, match=r"audio.train_gains_db: each gain must be a number of dB in \[-24, 24\]"):
         from_dict({"audio": {"train_gains_db": [30]}})
+
+
+def test_train_mix_teaches_the_model_that_overlaps_of_normal_sounds_are_normal(tmp_path):
+    """audio.train_mix: the detector also trains on sums of two normal windows, so two normal
+    sounds that were only ever heard apart (a low tone, then a high one) heard together score under
+    the threshold instead of far over it; the calibration stays on the audio as recorded; a count
+    out of range is a one-line config error."""
+    from streamad.config import ConfigError
+    from streamad.windows.base import frame_windows
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 2) / 16000
+    low, high = (0.1 * np.sin(2 * np.pi * f * t) for f in (300.0, 3000.0))
+    sig = np.concatenate([low, high] * 3) + 0.005 * rng.standard_normal(16000 * 12)
+    sig = sig.astype(np.float32)
+    base = {"audio": {"n_mels": 32}, "model": {"detector": "frame_gmm", "params": {"k": 4, "iters": 20}},
+            "train": {"calibration": "holdout", "threads": 1}}
+    plain = train_model(from_dict(base), [Recording("n", sig)], show_progress=False)
+    base["audio"]["train_mix"] = 2
+    mixed = train_model(from_dict(base), [Recording("n", sig)], show_progress=False)
+    assert mixed.meta["training"]["train_windows"] == 3 * plain.meta["training"]["train_windows"]
+    assert mixed.meta["training"]["holdout_windows"] == plain.meta["training"]["holdout_windows"]
+    noise = 0.005 * rng.standard_normal(len(low))
+    both = frame_windows(((low + high) / np.sqrt(2) + noise).astype(np.float32), 16000, 8000)
+    s_plain, _ = plain.score(both, 64)
+    s_mixed, _ = mixed.score(both, 64)
+    assert (s_plain > plain.threshold).all()  # never heard together: every window alerts
+    assert (s_mixed < mixed.threshold).mean() > 0.5
+    with pytest.raises(ConfigError, match=r"audio.train_mix: must be a whole number of mixed copies in \[0, 8\]"):
+        from_dict({"audio": {"train_mix": 9}})
