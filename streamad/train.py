@@ -39,8 +39,7 @@ from streamad.kinds import DataError, Recording, kind_of
 from streamad.model import AnomalyModel, resolve_device
 from streamad.models.registry import create
 from streamad.progress import bar, loss_callback
-from streamad.windows.augment import AugmentedWindows
-from streamad.windows.base import frame_windows
+from streamad.windows.lazy import AugmentedWindows, FramedWindows
 
 __all__ = ["DataError", "Recording", "load_recordings", "min_history", "split_recordings", "train_model"]
 log = logging.getLogger("streamad.train")
@@ -82,9 +81,9 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int,
     return train, hold
 
 
-def _concat_windows(signals: list[np.ndarray], window: int, hop: int) -> np.ndarray:
-    parts = [w for w in (frame_windows(s, window, hop) for s in signals) if len(w)]
-    return np.concatenate(parts) if parts else np.zeros((0,))
+def _concat_windows(signals: list[np.ndarray], window: int, hop: int) -> FramedWindows:
+    """The windows of ``signals`` one after the other, made batch by batch when read."""
+    return FramedWindows(signals, window, hop)
 
 
 def _calibration_hops(hop: int, train_hop: int) -> tuple[int, int]:
@@ -266,13 +265,13 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         # at least 2 held-back windows (one short recording: 20 % of it can be under one window)
         train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win, win + cal_hop)
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
-        scored = [(model, [h for h in (frame_windows(s, win, cal_hop) for s in hold_sig) if len(h)], hold_sig)]
+        scored = [(model, [h for h in (FramedWindows([s], win, cal_hop) for s in hold_sig) if len(h)], hold_sig)]
     else:
         folds, scored = _folds(recordings, k, cfg.train.crossfit_blocks, win), []
         for i in range(k):
             rest = [s for j, f in enumerate(folds) if j != i for s in f if len(s)]
             fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})", labelled)
-            scored.append((fm, [h for h in (frame_windows(s, win, cal_hop) for s in folds[i]) if len(h)], folds[i]))
+            scored.append((fm, [h for h in (FramedWindows([s], win, cal_hop) for s in folds[i]) if len(h)], folds[i]))
         train_sig, hold_sig = [r.signal for r in recordings], [s for f in folds for s in f]
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
     # the joins: each held-back stretch looped on itself (train.seam_windows), else none

@@ -152,3 +152,24 @@ def test_frame_bank_distances_and_a_sound_unlike_every_normal_one():
     for name, bad in (("frame_knn", 0), ("frame_knn", "1000"), ("frame_fullgmm", -1), ("frame_fullgmm", 2.5)):
         with pytest.raises(ConfigError, match=r"^model\.params\.bank: .*got"):
             create(name, {"bank": bad})
+
+
+def test_frame_rows_compute_only_the_sampled_frames_equal_to_all_of_them_then_sampled():
+    """frame_rows (window batch by window batch) gives exactly the rows a fit used to take from the
+    features of every training frame: with and without sampling, across batch edges, with the
+    band floor, deltas and local contrast."""
+    from streamad.models.frames import frame_features, frame_rows, local_contrast, sample_rows
+
+    X = torch.randn(37, 1, 6, 9)
+    lo = torch.full((6,), -0.5)
+    fns = [frame_features, lambda xb: frame_features(xb, 2, lo),
+           lambda xb: local_contrast(frame_features(xb, 0, lo), 0.25)]
+    for fn in fns:
+        full = fn(X)
+        full = full.reshape(-1, full.shape[2])
+        for m in (50, len(full), 10 ** 6):
+            pick = sample_rows(len(full), m, seed=3)
+            want = full if pick is None else full[pick]
+            got = frame_rows(X, fn, m, seed=3, batch=5)
+            assert got.shape == want.shape and torch.equal(got, want)
+    assert frame_rows(X[:0], frame_features, 10, 0).shape == (0, 6)

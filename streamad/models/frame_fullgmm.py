@@ -30,7 +30,7 @@ import torch
 
 from streamad.models.base import Detector, Progress, batched, check_layout
 from streamad.models.frame_knn import FrameBank, bank_size
-from streamad.models.frames import band_floor, frame_features, local_contrast, sample_rows, top_mean
+from streamad.models.frames import band_floor, frame_features, frame_rows, local_contrast, top_mean
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
 
@@ -51,15 +51,19 @@ class FrameFullGMM(Detector):
             checkpoint: Path | None = None) -> "FrameFullGMM":
         X, _ = self.training_rows(X, y)
         p = self.params
-        self.lo = band_floor(X.cpu().float(), p["floor"], seed)
-        f3 = frame_features(X.cpu().float(), p["delta"], self.lo)
-        f = f3.reshape(-1, f3.shape[2])
-        self.bank = FrameBank(p["bank"], seed).fit(f) if p["bank"] > 0 else None
-        loc = local_contrast(f3, p["local_q"]).reshape(-1, f3.shape[2]) if p["local_k"] > 0 else None
-        pick = sample_rows(len(f), p["max_frames"], seed)
-        if pick is not None:
-            f = f[pick]
-            loc = loc[pick] if loc is not None else None
+        X = X.cpu().float()
+        self.lo = band_floor(X, p["floor"], seed)
+
+        def feats(xb: torch.Tensor) -> torch.Tensor:
+            return frame_features(xb, p["delta"], self.lo)
+
+        def contrast(xb: torch.Tensor) -> torch.Tensor:
+            return local_contrast(feats(xb), p["local_q"])
+
+        # only the sampled frames are computed and kept (frame_rows), window batch by window batch
+        self.bank = FrameBank(p["bank"], seed).fit(frame_rows(X, feats, p["bank"], seed)) if p["bank"] > 0 else None
+        f = frame_rows(X, feats, p["max_frames"], seed)
+        loc = frame_rows(X, contrast, p["max_frames"], seed) if p["local_k"] > 0 else None
         self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
         self.diag = self._diag_mixture(p["diag_k"], f, seed)
         self.local = self._diag_mixture(p["local_k"], loc, seed)

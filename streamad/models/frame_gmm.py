@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from streamad.models.base import Detector, Progress, check_layout
-from streamad.models.frames import frame_features, sample_rows
+from streamad.models.frames import frame_features, frame_rows
 from streamad.models.gmm import DiagGMM
 
 
@@ -32,10 +32,7 @@ class FrameGMM(Detector):
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameGMM":
         X, _ = self.training_rows(X, y)
-        f = _frames(X.cpu())
-        pick = sample_rows(len(f), self.params["max_frames"], seed)
-        if pick is not None:
-            f = f[pick]
+        f = frame_rows(X.cpu(), frame_features, self.params["max_frames"], seed)  # the sample only
         self.gmm = DiagGMM(self.params["k"], self.params["iters"], seed=seed).fit(f)
         if progress:
             progress(1, 1, {})

@@ -22,7 +22,7 @@ import torch
 
 from streamad.config import ConfigError
 from streamad.models.base import Detector, Progress, batched, check_layout
-from streamad.models.frames import band_floor, frame_features, sample_rows, top_mean
+from streamad.models.frames import band_floor, frame_features, frame_rows, sample_rows, top_mean
 
 
 class FrameBank:
@@ -83,8 +83,8 @@ class FrameKNN(Detector):
         X, _ = self.training_rows(X, y)
         X = X.cpu().float()
         self.lo = band_floor(X, self.params["floor"], seed)
-        f = frame_features(X, 0, self.lo)
-        self.bank = FrameBank(self.params["bank"], seed).fit(f.reshape(-1, f.shape[2]))
+        rows = frame_rows(X, lambda xb: frame_features(xb, 0, self.lo), self.params["bank"], seed)
+        self.bank = FrameBank(self.params["bank"], seed).fit(rows)  # the bank's sample, computed alone
         if progress:
             progress(1, 1, {})
         return self

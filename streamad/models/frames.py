@@ -4,9 +4,12 @@ A log-mel patch (N, C, H, W) is W frames of C*H band values; feature vectors (N,
 each. ``band_floor`` learns per-band lower bounds (quieter than the normal background is not an
 event), ``local_contrast`` takes each frame relative to its window, ``top_mean`` pools the worst
 frames of a window into its score, ``sample_rows`` draws the seeded random subset of training
-frames that a fit is bounded to.
+frames that a fit is bounded to, and ``frame_rows`` computes only those, window batch by window
+batch (training memory then holds the patches once, not every frame feature of every window).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -32,16 +35,37 @@ def sample_rows(n: int, m: int, seed: int) -> torch.Tensor | None:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m]
 
 
+def frame_rows(X: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], m: int, seed: int,
+               batch: int = 1024) -> torch.Tensor:
+    """``fn(X).reshape(-1, F)[sample_rows(n, m, seed)]`` (all n rows when n <= m), with ``fn``
+    ((n, ...) windows -> (n, W', F) frames, each window on its own) run on ``batch`` windows at a
+    time, so that only the rows kept are ever held together."""
+    if len(X) == 0:
+        f = fn(X)
+        return f.reshape(-1, f.shape[2])
+    w = fn(X[:1]).shape[1]
+    pick = sample_rows(len(X) * w, m, seed)
+    if pick is None:
+        parts = [fn(X[i:i + batch]) for i in range(0, len(X), batch)]
+        return torch.cat([p.reshape(-1, p.shape[2]) for p in parts])
+    win_of, out = pick // w, None
+    for i in range(0, len(X), batch):
+        sel = ((win_of >= i) & (win_of < i + batch)).nonzero().squeeze(1)
+        if not len(sel):
+            continue
+        fb = fn(X[i:i + batch])
+        fb = fb.reshape(-1, fb.shape[2])
+        if out is None:
+            out = fb.new_empty((len(pick), fb.shape[1]))
+        out[sel] = fb[pick[sel] - i * w]
+    return out
+
+
 def band_floor(X: torch.Tensor, q: float, seed: int = 0) -> torch.Tensor | None:
     """Per-band ``q`` quantile over the training frames of ``X`` (None when ``q`` is 0)."""
     if q <= 0:
         return None
-    bands = frame_features(X)
-    bands = bands.reshape(-1, bands.shape[2])
-    pick = sample_rows(len(bands), 200000, seed)
-    if pick is not None:
-        bands = bands[pick]
-    return torch.quantile(bands, q, dim=0)
+    return torch.quantile(frame_rows(X, frame_features, 200000, seed), q, dim=0)
 
 
 def local_contrast(f: torch.Tensor, q: float = 0.5) -> torch.Tensor:
