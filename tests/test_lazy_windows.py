@@ -46,3 +46,5 @@ def test_augmented_windows_equal_the_materialised_copies(gains, mix):
         assert got.dtype == np.float32 and np.array_equal(got, full[key])
     with pytest.raises(TypeError, match="read by a slice or a 1-d array of row numbers"):
         view[0.5]
+    with pytest.raises(IndexError, match="row numbers must be in"):
+        view[np.array([0, len(full)])]

@@ -31,6 +31,8 @@ def _rows(key: Any, n: int) -> np.ndarray:
     j = np.asarray(key)
     if j.ndim != 1 or not np.issubdtype(j.dtype, np.integer):
         raise TypeError("training windows are read by a slice or a 1-d array of row numbers")
+    if len(j) and (j.min() < 0 or j.max() >= n):
+        raise IndexError(f"row numbers must be in [0, {n})")
     return j.astype(np.int64)
 
 
