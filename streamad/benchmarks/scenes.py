@@ -8,7 +8,9 @@ Protocol (every rule here is fixed before any experiment):
   trained on the first ``train_frac`` (55 %) of the recording with the normal training pipeline
   (``streamad.train.train_model``, calibrated as the preset's ``train.calibration`` says: holdout =
   the last 20 % of that part held back, crossfit = out-of-fold scores of 3 contiguous blocks); the
-  remaining 45 % is the held-out test part.
+  remaining 45 % is the held-out test part. ``--history-s S`` (a study of how much normal history
+  is needed, not the benchmark's setting) trains on the last S seconds of that first part only, so
+  the test part stays the same.
 * dev / held-out split: a scene or event file belongs to ``dev`` when the SHA-1 of its file name
   is even (first 8 hex digits), else to ``held-out`` (26 / 25 scenes, 85 / 68 events). Settings
   are chosen on dev only; a scene is only mixed with events of its own split.
@@ -63,12 +65,13 @@ class Scene:
     split: str
     signal: np.ndarray
     cut: int = 0
+    start: int = 0  # the training part is signal[start:cut] (start > 0 only with a history limit)
     plan: list[list[tuple[int, int, int]]] = field(default_factory=list)  # copies of [(event, slot start, slot end)]
     mix_seed: int = 0
 
     @property
     def train(self) -> np.ndarray:
-        return self.signal[: self.cut]
+        return self.signal[self.start: self.cut]
 
     @property
     def test(self) -> np.ndarray:
@@ -99,9 +102,12 @@ def load_events(data: Path) -> dict[str, list[tuple[str, np.ndarray]]]:
     return out
 
 
-def plan_events(scene: Scene, n_events: int, min_events: int, seed: int, train_frac: float = TRAIN_FRAC) -> None:
-    """Fix the train/test cut and the event placements (same for every detector and EBR)."""
+def plan_events(scene: Scene, n_events: int, min_events: int, seed: int, train_frac: float = TRAIN_FRAC,
+                history_s: float | None = None) -> None:
+    """Fix the train/test cut and the event placements (same for every detector and EBR);
+    ``history_s``: train on the last that many seconds before the cut only."""
     scene.cut = int(len(scene.signal) * train_frac)
+    scene.start = max(0, scene.cut - int(history_s * SR)) if history_s else 0
     n = len(scene.test)
     rng = np.random.default_rng([seed, zlib.crc32(scene.name.encode())])
     slots = max(1, int(n / (SLOT_S * SR)))
@@ -218,7 +224,7 @@ def run_scene(cfg, scene: Scene, events: list, loop_s: float) -> tuple[dict[str,
     t1 = time.monotonic()
     r = evaluate_scene(model, scene, events, loop_s)
     r.update(scene=scene.name, split=scene.split, train_s=round(train_s, 2), eval_s=round(time.monotonic() - t1, 2),
-             train_seconds=round(scene.cut / SR, 2), test_seconds=round(len(scene.test) / SR, 2),
+             train_seconds=round(len(scene.train) / SR, 2), test_seconds=round(len(scene.test) / SR, 2),
              threshold=float(model.threshold), events_n=sum(len(c) for c in scene.plan))
     return r, model
 

@@ -49,7 +49,9 @@ def tables(doc: dict[str, Any]) -> str:
     out = ["# Per-scene audio benchmark", "",
            f"Command: `{doc['command']}` (last run: {doc['wall_s_last_run'] / 60:.1f} min on this box).",
            *([""] + [f"- {c}" for c in doc["notes"]] if doc.get("notes") else []), "",
-           f"Settings: train on the first {st['train_frac']:.0%} of each scene, >= {st['min_events']} events per "
+           f"Settings: train on the first {st['train_frac']:.0%} of each scene"
+           + (f" (its last {st['history_s']:g} s only)" if st.get("history_s") else "")
+           + f", >= {st['min_events']} events per "
            f"scene and EBR, looped held-out stream {st['loop_s'] / 3600:g} h per scene. Protocol: "
            "`streamad/benchmarks/scenes.py`; presets in `results.json`.", "",
            "AUC / pAUC / F1 are means over scenes of the per-scene mean over EBR −6 / 0 / +6 dB. FA/h pools "

@@ -87,13 +87,15 @@ def run(a: argparse.Namespace, extra: dict[str, dict]) -> dict[str, Any]:
         scenes = scenes[::4]
     events = S.load_events(a.data)
     proto = {"train_frac": a.train_frac, "loop_s": a.loop_s, "min_events": a.min_events, "seed": a.seed}
+    if a.history_s:
+        proto["history_s"] = a.history_s
     presets = a.detectors.split(",")
     rows: list[dict[str, Any]] = []
     a.out.mkdir(parents=True, exist_ok=True)
     partial = (a.out / "partial.jsonl").open("w")  # rows as they come (watch a long run)
     with bar(len(scenes) * len(presets), "scenes", "model") as pb:
         for sc in scenes:
-            S.plan_events(sc, len(events[sc.split]), a.min_events, a.seed, a.train_frac)
+            S.plan_events(sc, len(events[sc.split]), a.min_events, a.seed, a.train_frac, a.history_s)
             for p in presets:
                 pb.set_postfix_str(f"{sc.name[:28]} {p}")
                 r, _ = S.run_scene(preset_cfg(p, extra), sc, events[sc.split], a.loop_s)
@@ -116,7 +118,7 @@ def _load_old(out: Path, proto: dict | None, presets: list[str]) -> tuple[list[d
         return [], {}, []
     old = json.loads(f.read_text())
     rows = [r for r in old.get("rows", []) if r["preset"] not in presets
-            and (proto is None or all(r.get(k) == v for k, v in proto.items()))]
+            and (proto is None or all(r.get(k) == v for k, v in {"history_s": None, **proto}.items()))]
     return rows, old.get("presets", {}), old.get("notes", []) if rows else []
 
 
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", default="", help="comma-separated scene names (file stems)")
     p.add_argument("--quick", action="store_true", help="every 4th scene, 10-min loops, 4 events per EBR")
     p.add_argument("--train-frac", type=float, default=S.TRAIN_FRAC)
+    p.add_argument("--history-s", type=float, default=None,
+                   help="train on the last S seconds of the training part only (history study; same test part)")
     p.add_argument("--loop-s", type=float, default=None, help="looped held-out stream length (default 3600)")
     p.add_argument("--min-events", type=int, default=None, help="events per scene and EBR (default 8)")
     p.add_argument("--seed", type=int, default=0)
