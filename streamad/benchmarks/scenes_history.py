@@ -67,6 +67,7 @@ def table(res: dict[str, Any]) -> str:
 def plot(res: dict[str, Any], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(9.0, 3.0), dpi=80)
     FigureCanvasAgg(fig)
@@ -76,8 +77,6 @@ def plot(res: dict[str, Any], path: Path) -> None:
         xs = [q["history_s"] or sum(v["train_seconds"] for v in q["scenes"].values()) / len(q["scenes"]) for q in pts]
         for ax, key in zip(axes, ("mean_auc", "mean_f1", "fa_loop_per_hour")):
             ax.plot(xs, [q["summary"][key] for q in pts], "o-", label=p)
-    from matplotlib.ticker import NullFormatter
-
     ticks = sorted({round(x) for line in axes[0].get_lines() for x in line.get_xdata()})
     for ax, title in zip(axes, ("mean ROC-AUC", "mean event F1", "false alerts / h (looped)")):
         ax.set_xscale("log")
