@@ -81,21 +81,12 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int,
     return train, hold
 
 
-def _concat_windows(signals: list[np.ndarray], window: int, hop: int) -> FramedWindows:
-    """The windows of ``signals`` one after the other, made batch by batch when read."""
-    return FramedWindows(signals, window, hop)
-
-
 def _calibration_hops(hop: int, train_hop: int) -> tuple[int, int]:
     """(hop, phases): held-back windows are cut at the denser training hop when it divides the
     scoring hop, for more samples of the normal score tail; threshold sequences are then read
     at every phase of the scoring hop."""
     stride = max(1, hop // train_hop) if hop % train_hop == 0 else 1
     return hop // stride, stride
-
-
-def _n_windows(signals: list[np.ndarray], window: int, hop: int) -> int:
-    return sum(1 + (len(s) - window) // hop for s in signals if len(s) >= window)
 
 
 def _folds(recs: list[Recording], k: int, blocks: int = 1, win: int = 1) -> list[list[np.ndarray]]:
@@ -121,8 +112,8 @@ def _plan(cfg: Config, recs: list[Recording], win: int, hop: int, train_hop: int
         try:
             train_sig, hold_sig = split_recordings(recs, cfg.train.holdout_fraction, win,
                                                    win + _calibration_hops(hop, train_hop)[0])
-            enough = (_n_windows(hold_sig, win, _calibration_hops(hop, train_hop)[0]) >= MIN_HOLDOUT_WINDOWS
-                      and _n_windows(train_sig, win, train_hop) >= MIN_TRAIN_WINDOWS)
+            enough = (len(FramedWindows(hold_sig, win, _calibration_hops(hop, train_hop)[0])) >= MIN_HOLDOUT_WINDOWS
+                      and len(FramedWindows(train_sig, win, train_hop)) >= MIN_TRAIN_WINDOWS)
         except DataError:
             enough = False
         if mode == "holdout" or enough:
@@ -167,7 +158,7 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
     win = frontend.window
     avail = sum(max(0, len(s) - win) for s in signals)
     hop = max(1, min(train_hop, avail // (2 * MIN_TRAIN_WINDOWS))) if avail else 1  # dense when short
-    windows = _concat_windows(signals, win, hop)
+    windows = FramedWindows(signals, win, hop)  # made batch by batch when read
     gains, mix = (cfg.audio.train_gains_db, cfg.audio.train_mix) if cfg.kind == "audio" else ([], 0)
     if (gains or mix) and len(windows):  # gain and mixed copies of the normal windows, made batch by batch
         windows = AugmentedWindows(windows, gains, mix, cfg.train.seed)
@@ -260,7 +251,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     mode, k = _plan(cfg, recordings, win, hop, train_hop)
     cal_hop, phases = _calibration_hops(hop, train_hop)
     out_p = Path(out) if out else None
-    labelled = _concat_windows([r.signal for r in anomalies], win, train_hop) if anomalies else None
+    labelled = FramedWindows([r.signal for r in anomalies], win, train_hop) if anomalies else None
     if mode == "holdout":
         # at least 2 held-back windows (one short recording: 20 % of it can be under one window)
         train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win, win + cal_hop)

@@ -53,7 +53,8 @@ def _point(h: float | None, preset: str, rows: list[dict[str, Any]]) -> dict[str
 
 
 def table(res: dict[str, Any]) -> str:
-    lines = ["| preset | history | mean AUC | < 0.90 | mean F1 | FA/h pure (scenes > 1/h) | FA/h looped (scenes > 1/h) |",
+    lines = ["| preset | history | mean AUC | < 0.90 | mean F1 | FA/h pure (scenes > 1/h) "
+             "| FA/h looped (scenes > 1/h) |",
              "|---|---|---|---|---|---|---|"]
     for q in res["points"]:
         s = q["summary"]
