@@ -37,7 +37,7 @@ from streamad.daemon.ledger import BrokerUnavailable, DeliveryError, OffsetLedge
 from streamad.daemon.pipeline import Pipeline
 from streamad.daemon.reload import Reloader
 from streamad.daemon.supervisor import DaemonExit, StallWatch, Supervisor
-from streamad.daemon.telemetry import Telemetry, partition_lags
+from streamad.daemon.telemetry import Telemetry, partition_lags, topic_partition_counts
 from streamad.daemon.worker import Job, ScoringWorker
 from streamad.io import kafka as kio
 from streamad.io.codecs import PayloadError, encode_alert
@@ -164,6 +164,8 @@ class Daemon:
         lags = partition_lags(self.consumer, self.ledger.consumed)
         for (topic, part), lag in lags.items():
             self.tel.set_lag(topic, part, lag)
+        for topic, n in topic_partition_counts(self.consumer, self.routes).items():
+            self.tel.topic_partitions(topic, n)
         stalled = self.stall.update(self.counters.records, sum(max(0, x) for x in lags.values()))
         if stalled:
             log.warning(stalled)

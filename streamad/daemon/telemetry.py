@@ -64,6 +64,9 @@ _SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("g_paused", "gauge", "streamad_paused_partitions", "Partitions paused for back-pressure.", P),
     ("g_queue", "gauge", "streamad_scoring_queue_depth", "Windows waiting to be scored.", P),
     ("g_assigned", "gauge", "streamad_partitions_assigned", "Partitions assigned to this process.", ()),
+    ("g_topic_parts", "gauge", "streamad_topic_partitions",
+     "Partitions of each subscribed input topic (broker metadata): the group's assigned partitions "
+     "should add up to their sum.", P + ("topic",)),
     ("g_broker", "gauge", "streamad_broker_up", "1 while the consumer holds a broker connection.", ()),
     ("g_tick", "gauge", "streamad_loop_last_tick_timestamp_seconds",
      "Unix time of the main loop's last iteration.", ()),
@@ -229,6 +232,10 @@ class Telemetry:
         pipe = self._topic_pipeline.get(topic, "")
         self.g_lag.labels(pipeline=pipe, topic=topic, partition=str(partition)).set(max(0, int(lag)))
 
+    def topic_partitions(self, topic: str, n: int) -> None:
+        """Partition count of a subscribed input topic, as the broker's metadata gives it."""
+        self.g_topic_parts.labels(pipeline=self._topic_pipeline.get(topic, ""), topic=topic).set(int(n))
+
     def forget_partitions(self, tps: Iterable[tuple[str, int]]) -> None:
         """Drop the lag series of revoked partitions (they are another process's now)."""
         for topic, part in tps:
@@ -269,4 +276,20 @@ def partition_lags(consumer, consumed: dict) -> dict[tuple[str, int], int]:
         hw, pos = consumer.highwater(tp), consumed.get(tp)
         if hw is not None and pos is not None:
             out[(tp.topic, tp.partition)] = max(0, hw - pos)
+    return out
+
+
+def topic_partition_counts(consumer, topics: Iterable[str]) -> dict[str, int]:
+    """Partition count of each of ``topics`` from the metadata a kafka-python consumer already holds
+    (kept fresh by the client for its subscription; no request, so it never blocks the loop).
+    Topics whose metadata has not arrived yet are left out."""
+    try:
+        cluster = consumer._client.cluster
+    except AttributeError:
+        return {}
+    out = {}
+    for t in topics:
+        parts = cluster.partitions_for_topic(t)
+        if parts:
+            out[t] = len(parts)
     return out
