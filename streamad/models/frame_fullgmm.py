@@ -18,7 +18,13 @@ are unchanged. Score components per window:
   passing, a crowd swelling) cancel out; what stands out from the next half-second does not;
 * ``nn`` / ``nn_top`` (only with ``bank`` > 0): mean / worst-``top`` distance of each frame to the
   nearest of ``bank`` normal training frames (:class:`streamad.models.frame_knn.FrameBank`):
-  no mixture shape to fit, so the many different sounds of a café or a street are each normal.
+  no mixture shape to fit, so the many different sounds of a café or a street are each normal;
+* ``band_top`` (only with ``band_top`` > 0): per frame, the mean of its ``band_top`` largest band
+  deviations from the training frames' band median, in units of that band's median absolute
+  deviation; the window's worst ``top`` fraction of frames averaged. The mixtures' NLL sums a
+  frame's deviation over all bands, so an event that lifts a few bands above a loud background is
+  diluted by the many bands it leaves alone; the largest few band deviations are not (a sum-type
+  and a max-type statistic: each is the stronger test where the other is weak).
 """
 from __future__ import annotations
 
@@ -28,24 +34,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamad.config import ConfigError
 from streamad.models.base import Detector, Progress, batched, check_layout
 from streamad.models.frame_knn import FrameBank, bank_size
-from streamad.models.frames import band_floor, frame_features, frame_rows, local_contrast, top_mean
+from streamad.models.frames import band_floor, band_scale, frame_features, frame_rows, local_contrast, top_mean
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
 
 
 class FrameFullGMM(Detector):
     name = "frame_fullgmm"
-    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top", "nn", "nn_top")
+    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top", "nn", "nn_top", "band_top")
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
                                 "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0,
-                                "local_k": 0, "local_q": 0.5, "bank": 0}
+                                "local_k": 0, "local_q": 0.5, "bank": 0, "band_top": 0}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         bank_size(self.params["bank"], 0)  # 0: no bank
+        m = self.params["band_top"]
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise ConfigError(f"model.params.band_top: bands per frame for the band_top component, "
+                              f"a whole number >= 0 (0 = off), got {m!r}")
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
@@ -67,6 +78,7 @@ class FrameFullGMM(Detector):
         self.gmm = FullGMM(p["k"], p["iters"], p["shrink"], p["reg"], seed=seed).fit(f)
         self.diag = self._diag_mixture(p["diag_k"], f, seed)
         self.local = self._diag_mixture(p["local_k"], loc, seed)
+        self.band = band_scale(f) if p["band_top"] > 0 else None
         if progress:
             progress(1, 1, {})
         return self
@@ -95,6 +107,8 @@ class FrameFullGMM(Detector):
             out["nll_local"], out["nll_local_top"] = [], []
         if self.bank is not None:
             out["nn"], out["nn_top"] = [], []
+        if self.band is not None:
+            out["band_top"] = []
         for xb in batched(X, 256):
             f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)  # once per batch
             nll = self._frame_nll(self.gmm, f)
@@ -110,6 +124,10 @@ class FrameFullGMM(Detector):
                 d = self.bank.nearest(f)
                 out["nn"].append(d.mean(1))
                 out["nn_top"].append(top_mean(d, self.params["top"]))
+            if self.band is not None:
+                z = (f - self.band[0]) / self.band[1]
+                m = min(self.params["band_top"], z.shape[2])
+                out["band_top"].append(top_mean(z.topk(m, dim=2).values.mean(2), self.params["top"]))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -121,6 +139,8 @@ class FrameFullGMM(Detector):
                 out.update({f"{prefix}.{k}": v for k, v in m.state().items()})
         if self.bank is not None:
             out.update(self.bank.state())
+        if self.band is not None:
+            out["band.median"], out["band.mad"] = self.band[0].clone(), self.band[1].clone()
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -130,6 +150,8 @@ class FrameFullGMM(Detector):
         self.diag = self._load_diag(state, "diag", self.params["diag_k"])
         self.local = self._load_diag(state, "local", self.params["local_k"])
         self.bank = FrameBank(self.params["bank"]).load_state(state) if self.params["bank"] > 0 else None
+        # a file without them (KeyError) is reported by AnomalyModel.load as files that do not match
+        self.band = (state["band.median"].float(), state["band.mad"].float()) if self.params["band_top"] > 0 else None
 
     def _load_diag(self, state: dict[str, torch.Tensor], prefix: str, k: int) -> DiagGMM | None:
         if k <= 0:

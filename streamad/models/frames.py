@@ -68,6 +68,12 @@ def band_floor(X: torch.Tensor, q: float, seed: int = 0) -> torch.Tensor | None:
     return torch.quantile(frame_rows(X, frame_features, 200000, seed), q, dim=0)
 
 
+def band_scale(f: torch.Tensor, least: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, F) training frames -> per-band median and median absolute deviation (at least ``least``)."""
+    med = f.median(dim=0).values
+    return med, (f - med).abs().median(dim=0).values.clamp_min(least)
+
+
 def local_contrast(f: torch.Tensor, q: float = 0.5) -> torch.Tensor:
     """(N, W, F) frame features -> each frame minus its window's per-band ``q`` quantile (the
     median for 0.5; the lower order statistic at index round(q * (W - 1)) otherwise)."""
