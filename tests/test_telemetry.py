@@ -137,6 +137,7 @@ def test_metric_names_are_exactly_what_is_rendered(tel):
     tel.g_broker.set(1)
     tel.g_tick.set(1)
     tel.stream_drifts("audio", {"mic-1": 0.5})
+    tel.topic_partitions("audio", 4)
     rendered = {name for name, _ in samples(tel)}
     assert rendered == set(T.METRIC_NAMES)
     assert not any(n.endswith("_created") for n in rendered)
