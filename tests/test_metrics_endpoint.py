@@ -69,9 +69,11 @@ def test_metrics_move_with_records_and_readyz_follows_the_broker(tmp_path, uniqu
         assert _value(metrics, "streamad_streams_active", pipeline="cfg") == 1
         assert _value(metrics, "streamad_threshold", pipeline="cfg") > 0
         assert _value(metrics, "streamad_consumer_lag", pipeline="cfg", topic=topic) == 0
-        # the group's assigned partitions add up to the topic's (the StreamadPartitionsUnowned rule)
-        assert _value(metrics, "streamad_topic_partitions", pipeline="cfg", topic=topic) == 2
+        # the group's assigned partitions add up to the topic's (the StreamadPartitionsUnowned rule);
+        # topic sizes are refreshed every 10 s
         assert _value(metrics, "streamad_partitions_assigned") == 2
+        K.wait_for(lambda: _value(_get(port, "/metrics")[1], "streamad_topic_partitions", pipeline="cfg",
+                                  topic=topic) == 2, proc=proc, log=log, timeout=30)
         broker.stop()  # the broker goes away: not ready, still alive
         K.wait_for(lambda: _get(port, "/readyz")[0] == 503, timeout=30)
         ready = json.loads(_get(port, "/readyz")[1])

@@ -164,8 +164,6 @@ class Daemon:
         lags = partition_lags(self.consumer, self.ledger.consumed)
         for (topic, part), lag in lags.items():
             self.tel.set_lag(topic, part, lag)
-        for topic, n in topic_partition_counts(self.consumer, self.routes).items():
-            self.tel.topic_partitions(topic, n)
         stalled = self.stall.update(self.counters.records, sum(max(0, x) for x in lags.values()))
         if stalled:
             log.warning(stalled)
@@ -184,10 +182,12 @@ class Daemon:
             c.evicted_streams += t["evicted"]
             self.tel.scoring_queue_depth(p.label, queued.get(p.label, 0))
             self.tel.paused_partitions(p.label, sum(1 for tp in paused if self.routes.get(tp[0]) is p))
-        if time.monotonic() - self._drift_at > 10.0:  # per-stream drift: a bounded set of series
+        if time.monotonic() - self._drift_at > 10.0:  # per-stream drift (a bounded set of series), topic sizes
             self._drift_at = time.monotonic()
             for p in self.pipelines:
                 self.tel.stream_drifts(p.label, p.drifts())
+            for topic, n in topic_partition_counts(self.consumer, self.routes).items():
+                self.tel.topic_partitions(topic, n)
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self.counters)
