@@ -81,6 +81,11 @@ def split_recordings(recs: list[Recording], frac: float, min_len: int,
     return train, hold
 
 
+def _windows_each(signals: list[np.ndarray], win: int, hop: int) -> list[FramedWindows]:
+    """The windows of each signal on its own (signals shorter than a window left out)."""
+    return [w for w in (FramedWindows([s], win, hop) for s in signals) if len(w)]
+
+
 def _calibration_hops(hop: int, train_hop: int) -> tuple[int, int]:
     """(hop, phases): held-back windows are cut at the denser training hop when it divides the
     scoring hop, for more samples of the normal score tail; threshold sequences are then read
@@ -256,13 +261,13 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         # at least 2 held-back windows (one short recording: 20 % of it can be under one window)
         train_sig, hold_sig = split_recordings(recordings, cfg.train.holdout_fraction, win, win + cal_hop)
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
-        scored = [(model, [h for h in (FramedWindows([s], win, cal_hop) for s in hold_sig) if len(h)], hold_sig)]
+        scored = [(model, _windows_each(hold_sig, win, cal_hop), hold_sig)]
     else:
         folds, scored = _folds(recordings, k, cfg.train.crossfit_blocks, win), []
         for i in range(k):
             rest = [s for j, f in enumerate(folds) if j != i for s in f if len(s)]
             fm = _fit(cfg, rest, dev, train_hop, None, show_progress, f" (fold {i + 1}/{k})", labelled)
-            scored.append((fm, [h for h in (FramedWindows([s], win, cal_hop) for s in folds[i]) if len(h)], folds[i]))
+            scored.append((fm, _windows_each(folds[i], win, cal_hop), folds[i]))
         train_sig, hold_sig = [r.signal for r in recordings], [s for f in folds for s in f]
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
     # the joins: each held-back stretch looped on itself (train.seam_windows), else none

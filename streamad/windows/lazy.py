@@ -36,7 +36,20 @@ def _rows(key: Any, n: int) -> np.ndarray:
     return j.astype(np.int64)
 
 
-class FramedWindows:
+class _RowView:
+    """What both views share: ``shape[0]`` rows, read by ``self[key]``; ``np.asarray`` writes them out."""
+
+    shape: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+class FramedWindows(_RowView):
     """The windows of ``signals`` (each (T, ...)) at ``hop``, one signal after the other: the rows
     of ``np.concatenate([frame_windows(s, window, hop) for s in signals])``, made when read."""
 
@@ -49,9 +62,6 @@ class FramedWindows:
         self.shape = (int(self.offsets[-1]), window) + tuple(trailing)
         self.dtype = np.dtype(np.float32)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __getitem__(self, key: Any) -> np.ndarray:
         j = _rows(key, len(self))
         out = np.empty((len(j),) + self.shape[1:], dtype=np.float32)
@@ -61,12 +71,8 @@ class FramedWindows:
             out[sel] = windows_at(self.signals[s], self.window, self.starts[s][j[sel] - self.offsets[s]])
         return out
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
 
-
-class AugmentedWindows:
+class AugmentedWindows(_RowView):
     """Rows ``[windows, windows * g1, ..., (mixed copy 1), ...]`` of (N, samples) ``windows``:
     first the gain copies in order, then ``mix`` mixed copies of all of those, each with its own
     permutation (drawn in order from ``numpy.random.default_rng(seed)``)."""
@@ -80,9 +86,6 @@ class AugmentedWindows:
         rng = np.random.default_rng(seed)
         self.perms = [rng.permutation(self.m) for _ in range(mix if self.m > 1 else 0)]
         self.shape = (self.m * (1 + len(self.perms)),) + tuple(windows.shape[1:])
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def _plain(self, j: np.ndarray) -> np.ndarray:
         """Rows j < m: a window or one of its gain copies."""
@@ -107,7 +110,3 @@ class AugmentedWindows:
                 i = j[sel] - self.m * (c + 1)
                 out[sel] = (self._plain(i) + self._plain(perm[i])) * _HALF_POWER
         return out
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
