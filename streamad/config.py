@@ -74,6 +74,12 @@ class AudioConfig:
     # another one drawn at random, divided by sqrt(2) (the level of one), so that overlaps of normal
     # sounds are normal. Calibration stays on the audio as recorded. 0 = off.
     train_mix: int = 0
+    # Outlier exposure without recorded events: this many windows with one generic synthetic sound
+    # mixed in (a tone, a sweep or a decaying noise burst at -12..+6 dB to the window) per normal
+    # training window, at most 16 000, given as labelled windows to a detector that uses them
+    # (frame_fullgmm with model.params.exposure > 0). Never in the front-end statistics or the
+    # calibration. 0 = off.
+    train_synthetic: float = 0.0
 
 
 @dataclass
@@ -359,6 +365,9 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"audio.train_gains_db: each gain must be a number of dB in [-24, 24], got {g!r}")
     if isinstance(cfg.audio.train_mix, bool) or not isinstance(cfg.audio.train_mix, int) or not 0 <= cfg.audio.train_mix <= 8:
         raise ConfigError(f"audio.train_mix: must be a whole number of mixed copies in [0, 8], got {cfg.audio.train_mix!r}")
+    ts = cfg.audio.train_synthetic
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 <= ts <= 8:
+        raise ConfigError(f"audio.train_synthetic: synthetic windows per normal training window, a number in [0, 8], got {ts!r}")
     if cfg.train.crossfit_folds < 2:
         raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:

@@ -40,6 +40,7 @@ from streamad.model import AnomalyModel, resolve_device
 from streamad.models.registry import create
 from streamad.progress import bar, loss_callback
 from streamad.windows.lazy import AugmentedWindows, FramedWindows
+from streamad.windows.synthetic import SyntheticWindows
 
 __all__ = ["DataError", "Recording", "load_recordings", "min_history", "split_recordings", "train_model"]
 log = logging.getLogger("streamad.train")
@@ -176,8 +177,9 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
         raise DataError(str(e)) from None
     model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
     X, y = _detector_input(model, windows), None
-    if labelled is not None and len(labelled):
-        XA = _detector_input(model, labelled)
+    extra = [w for w in (labelled, _synthetic(cfg, model, windows, frontend.rate)) if w is not None and len(w)]
+    if extra:
+        XA = torch.cat([_detector_input(model, w) for w in extra])
         y = torch.cat([torch.zeros(len(X), dtype=torch.int64), torch.ones(len(XA), dtype=torch.int64)])
         X = torch.cat([X, XA])
     ckpt = Path(out) / "checkpoint.pt" if out else None
@@ -188,6 +190,22 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
     model.meta["train_windows"] = int(len(windows))
     model.meta["labelled_anomaly_windows"] = int(y.sum()) if y is not None else 0
     return model
+
+
+MAX_SYNTHETIC = 16000
+
+
+def _synthetic(cfg: Config, model: AnomalyModel, windows: Any, rate: float) -> SyntheticWindows | None:
+    """``audio.train_synthetic`` windows with a generic synthetic sound per normal window (at most
+    MAX_SYNTHETIC), for a detector that uses labelled windows; None when off."""
+    per = cfg.audio.train_synthetic if cfg.kind == "audio" else 0
+    if not per:
+        return None
+    if model.detector.labels == "ignored":
+        raise ConfigError(f"audio.train_synthetic: detector {model.detector.name!r} ignores labelled windows "
+                          "(set it to 0, or use a detector that learns from them, e.g. frame_fullgmm with "
+                          "model.params.exposure)")
+    return SyntheticWindows(windows, max(1, min(MAX_SYNTHETIC, int(round(per * len(windows))))), rate, cfg.train.seed)
 
 
 def _seam_windows(sig: np.ndarray, win: int, hop: int) -> np.ndarray:

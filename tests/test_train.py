@@ -216,3 +216,48 @@ def test_train_mix_teaches_the_model_that_overlaps_of_normal_sounds_are_normal(t
     assert (s_mixed < mixed.threshold).mean() > 0.5
     with pytest.raises(ConfigError, match=r"audio.train_mix: must be a whole number of mixed copies in \[0, 8\]"):
         from_dict({"audio": {"train_mix": 9}})
+
+
+def test_train_synthetic_gives_the_exposure_classifier_labelled_windows_made_from_the_normal_audio(tmp_path):
+    """audio.train_synthetic: windows of the normal audio with one generic synthetic sound each are
+    made on demand (the same rows each read, by slice or row numbers), louder than the window they go
+    into only within the documented range; training passes them as labelled windows (the front-end
+    statistics and the calibration stay on the normal audio) and the model saves and loads with its
+    exposure component; a detector that ignores labelled windows, or a value out of range, is a
+    one-line config error."""
+    from streamad.config import ConfigError
+    from streamad.windows.base import frame_windows
+    from streamad.windows.synthetic import EBR_DB, SyntheticWindows
+
+    rng = np.random.default_rng(3)
+    sig = (0.05 * rng.standard_normal(16000 * 8)).astype(np.float32)
+    W = frame_windows(sig, 16000, 2000)
+    syn = SyntheticWindows(W, 50, 16000, seed=1)
+    a = syn[:]
+    np.testing.assert_array_equal(a, syn[np.arange(50)])
+    np.testing.assert_array_equal(a[10:20], syn[10:20])
+    assert a.shape == (50, 16000) and a.dtype == np.float32
+    added = a.astype(np.float64) - W[syn.pick]
+    ebr = []
+    for row, w in zip(added, W[syn.pick].astype(np.float64)):
+        on = np.flatnonzero(row)
+        span = row[on[0]:on[-1] + 1]  # one sound, at most 0.9 s
+        assert 0 < len(span) <= 0.9 * 16000 + 1
+        ebr.append(10 * np.log10(np.mean(span ** 2) / np.mean(w ** 2)))
+    assert EBR_DB[0] - 0.05 < min(ebr) and max(ebr) < EBR_DB[1] + 0.05  # its RMS to the window's, in range
+    assert max(ebr) - min(ebr) > 9  # and drawn across it
+    assert not np.array_equal(a, SyntheticWindows(W, 50, 16000, seed=2)[:])
+    base = {"audio": {"n_mels": 32, "train_synthetic": 0.5},
+            "model": {"detector": "frame_fullgmm", "params": {"k": 2, "exposure": 8, "exposure_steps": 50}},
+            "train": {"calibration": "holdout", "threads": 1}}
+    m = train_model(from_dict(base), [Recording("n", sig)], tmp_path / "m", show_progress=False)
+    tr = m.meta["training"]
+    assert tr["labelled_anomaly_windows"] == round(0.5 * tr["train_windows"]) > 0
+    assert "exposure" in m.components(W[:3])
+    loaded = AnomalyModel.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score(W, 64)[0], m.score(W, 64)[0])
+    base["model"] = {"detector": "frame_gmm", "params": {"k": 2}}
+    with pytest.raises(ConfigError, match="audio.train_synthetic: detector 'frame_gmm' ignores labelled windows"):
+        train_model(from_dict(base), [Recording("n", sig)], show_progress=False)
+    with pytest.raises(ConfigError, match=r"audio.train_synthetic: synthetic windows per normal training window, a number in \[0, 8\]"):
+        from_dict({"audio": {"train_synthetic": 9}})

@@ -24,7 +24,12 @@ are unchanged. Score components per window:
   deviation; the window's worst ``top`` fraction of frames averaged. The mixtures' NLL sums a
   frame's deviation over all bands, so an event that lifts a few bands above a loud background is
   diluted by the many bands it leaves alone; the largest few band deviations are not (a sum-type
-  and a max-type statistic: each is the stronger test where the other is weak).
+  and a max-type statistic: each is the stronger test where the other is weak);
+* ``exposure`` (only with ``exposure`` > 0 hidden units): the window's worst ``top`` fraction of
+  frame logits of a small classifier (:class:`streamad.models.frame_exposure.FrameExposure`) trained
+  on the same features plus local contrast, normal windows against labelled ones: the generic
+  synthetic sounds of ``audio.train_synthetic`` mixed into the normal audio, and recorded anomalies
+  (``streamad train --anomalies DIR``) when given. The mixtures never see the labelled windows.
 """
 from __future__ import annotations
 
@@ -35,7 +40,8 @@ import numpy as np
 import torch
 
 from streamad.config import ConfigError
-from streamad.models.base import Detector, Progress, batched, check_layout
+from streamad.models.base import Detector, Progress, TrainingError, batched, check_layout
+from streamad.models.frame_exposure import FrameExposure
 from streamad.models.frame_knn import FrameBank, bank_size
 from streamad.models.frames import band_floor, band_scale, frame_features, frame_rows, local_contrast, top_mean
 from streamad.models.fullgmm import FullGMM
@@ -44,11 +50,13 @@ from streamad.models.gmm import DiagGMM
 
 class FrameFullGMM(Detector):
     name = "frame_fullgmm"
-    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top", "nn", "nn_top", "band_top")
+    components = ("nll", "nll_top", "nll_diag", "nll_local", "nll_local_top", "nn", "nn_top", "band_top", "exposure")
+    labels = "optional"  # labelled windows train only the exposure classifier (none: they are dropped)
     patch_shape = None  # frame by frame: any number of mel bands and frames
     defaults: dict[str, Any] = {"k": 4, "iters": 60, "shrink": 0.1, "reg": 0.01, "delta": 0, "top": 0.125,
                                 "max_frames": 16000, "diag_k": 0, "diag_iters": 100, "floor": 0.0,
-                                "local_k": 0, "local_q": 0.5, "bank": 0, "band_top": 0}
+                                "local_k": 0, "local_q": 0.5, "bank": 0, "band_top": 0,
+                                "exposure": 0, "exposure_steps": 400}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -57,12 +65,22 @@ class FrameFullGMM(Detector):
         if isinstance(m, bool) or not isinstance(m, int) or m < 0:
             raise ConfigError(f"model.params.band_top: bands per frame for the band_top component, "
                               f"a whole number >= 0 (0 = off), got {m!r}")
+        for key, least in (("exposure", 0), ("exposure_steps", 1)):
+            v = self.params[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise ConfigError(f"model.params.{key}: a whole number >= {least}"
+                                  f"{' (hidden units of the exposure classifier, 0 = off)' if key == 'exposure' else ''}, got {v!r}")
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
-        X, _ = self.training_rows(X, y)
+        X, lab = self.training_rows(X, y)
         p = self.params
         X = X.cpu().float()
+        labelled, X = X[lab == 1], X[lab == 0]  # the mixtures and the floor see normal windows only
+        if p["exposure"] > 0 and not len(labelled):
+            raise TrainingError("frame_fullgmm: model.params.exposure needs labelled windows to train its "
+                                "classifier: set audio.train_synthetic (generic synthetic sounds mixed into "
+                                "the normal audio) or give recorded anomalies (streamad train --anomalies DIR)")
         self.lo = band_floor(X, p["floor"], seed)
 
         def feats(xb: torch.Tensor) -> torch.Tensor:
@@ -79,6 +97,8 @@ class FrameFullGMM(Detector):
         self.diag = self._diag_mixture(p["diag_k"], f, seed)
         self.local = self._diag_mixture(p["local_k"], loc, seed)
         self.band = band_scale(f) if p["band_top"] > 0 else None
+        self.exposure = (FrameExposure(p["exposure"], p["exposure_steps"], p["top"]).fit(
+            X, labelled, self._exposure_features, seed, p["max_frames"]) if p["exposure"] > 0 else None)
         if progress:
             progress(1, 1, {})
         return self
@@ -91,6 +111,13 @@ class FrameFullGMM(Detector):
         m = DiagGMM(k, self.params["diag_iters"], seed=seed).fit(f)
         m.load_state(m.state())
         return m
+
+    def _exposure_features(self, xb: torch.Tensor, f: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, ...) windows -> (n, W, 2F) frame features and their local contrast (``f``: the frame
+        features of ``xb`` when already made)."""
+        if f is None:
+            f = frame_features(xb, self.params["delta"], self.lo)
+        return torch.cat([f, local_contrast(f, self.params["local_q"])], dim=2)
 
     @staticmethod
     def _frame_nll(mix: FullGMM | DiagGMM, f: torch.Tensor) -> torch.Tensor:
@@ -109,6 +136,8 @@ class FrameFullGMM(Detector):
             out["nn"], out["nn_top"] = [], []
         if self.band is not None:
             out["band_top"] = []
+        if self.exposure is not None:
+            out["exposure"] = []
         for xb in batched(X, 256):
             f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)  # once per batch
             nll = self._frame_nll(self.gmm, f)
@@ -128,6 +157,8 @@ class FrameFullGMM(Detector):
                 z = (f - self.band[0]) / self.band[1]
                 m = min(self.params["band_top"], z.shape[2])
                 out["band_top"].append(top_mean(z.topk(m, dim=2).values.mean(2), self.params["top"]))
+            if self.exposure is not None:
+                out["exposure"].append(self.exposure.window_logit(self._exposure_features(xb, f)))
         return {c: torch.cat(v).double().numpy() for c, v in out.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -141,6 +172,8 @@ class FrameFullGMM(Detector):
             out.update(self.bank.state())
         if self.band is not None:
             out["band.median"], out["band.mad"] = self.band[0].clone(), self.band[1].clone()
+        if self.exposure is not None:
+            out.update({f"exposure.{k}": v for k, v in self.exposure.state().items()})
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -152,6 +185,8 @@ class FrameFullGMM(Detector):
         self.bank = FrameBank(self.params["bank"]).load_state(state) if self.params["bank"] > 0 else None
         # a file without them (KeyError) is reported by AnomalyModel.load as files that do not match
         self.band = (state["band.median"].float(), state["band.mad"].float()) if self.params["band_top"] > 0 else None
+        self.exposure = (FrameExposure(self.params["exposure"], self.params["exposure_steps"], self.params["top"]).load_state(
+            {k[9:]: v for k, v in state.items() if k.startswith("exposure.")}) if self.params["exposure"] > 0 else None)
 
     def _load_diag(self, state: dict[str, torch.Tensor], prefix: str, k: int) -> DiagGMM | None:
         if k <= 0:
