@@ -177,7 +177,8 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
         raise DataError(str(e)) from None
     model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
     X, y = _detector_input(model, windows), None
-    extra = [w for w in (labelled, _synthetic(cfg, model, windows, frontend.rate)) if w is not None and len(w)]
+    synthetic = _synthetic(cfg, model, windows, frontend.rate)
+    extra = [w for w in (labelled, synthetic) if w is not None and len(w)]
     if extra:
         XA = torch.cat([_detector_input(model, w) for w in extra])
         y = torch.cat([torch.zeros(len(X), dtype=torch.int64), torch.ones(len(XA), dtype=torch.int64)])
@@ -188,7 +189,8 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
     with bar(0, f"train {model.detector.name}{desc}", "step", show_progress) as pb:
         model.detector.fit(X, y, seed=cfg.train.seed, progress=loss_callback(pb), checkpoint=ckpt)
     model.meta["train_windows"] = int(len(windows))
-    model.meta["labelled_anomaly_windows"] = int(y.sum()) if y is not None else 0
+    model.meta["labelled_anomaly_windows"] = int(len(labelled)) if labelled is not None else 0  # recorded
+    model.meta["synthetic_windows"] = int(len(synthetic)) if synthetic is not None else 0
     return model
 
 
@@ -298,6 +300,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     summary = {
         "recordings": len(recordings), "train_windows": model.meta.pop("train_windows"),
         "labelled_anomaly_windows": model.meta.pop("labelled_anomaly_windows"),
+        "synthetic_windows": model.meta.pop("synthetic_windows"),
         "calibration": mode, "folds": k, "holdout_windows": int(sum(len(h) for _, hold, _ in scored for h in hold)),
         "holdout_hop": cal_hop, "train_seconds_of_data": float(sum(len(s) for s in train_sig) / probe.rate),
         "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / probe.rate),
