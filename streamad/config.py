@@ -363,11 +363,11 @@ def validate(cfg: Config) -> Config:
     for g in cfg.audio.train_gains_db:
         if not isinstance(g, (int, float)) or isinstance(g, bool) or not math.isfinite(g) or abs(g) > 24:
             raise ConfigError(f"audio.train_gains_db: each gain must be a number of dB in [-24, 24], got {g!r}")
-    if isinstance(cfg.audio.train_mix, bool) or not isinstance(cfg.audio.train_mix, int) or not 0 <= cfg.audio.train_mix <= 8:
+    if not 0 <= cfg.audio.train_mix <= 8:  # types: checked by _build (_check_type) already
         raise ConfigError(f"audio.train_mix: must be a whole number of mixed copies in [0, 8], got {cfg.audio.train_mix!r}")
-    ts = cfg.audio.train_synthetic
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 <= ts <= 8:
-        raise ConfigError(f"audio.train_synthetic: synthetic windows per normal training window, a number in [0, 8], got {ts!r}")
+    if not 0 <= cfg.audio.train_synthetic <= 8:
+        raise ConfigError("audio.train_synthetic: synthetic windows per normal training window, a number in [0, 8], "
+                          f"got {cfg.audio.train_synthetic!r}")
     if cfg.train.crossfit_folds < 2:
         raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:

@@ -37,6 +37,7 @@ from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError
 from streamad.kinds import DataError, Recording, kind_of
 from streamad.model import AnomalyModel, resolve_device
+from streamad.models.base import Detector
 from streamad.models.registry import create
 from streamad.progress import bar, loss_callback
 from streamad.windows.lazy import AugmentedWindows, FramedWindows
@@ -177,7 +178,7 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
         raise DataError(str(e)) from None
     model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
     X, y = _detector_input(model, windows), None
-    synthetic = _synthetic(cfg, model, windows, frontend.rate)
+    synthetic = _synthetic(cfg, model.detector, windows, frontend.rate)
     extra = [w for w in (labelled, synthetic) if w is not None and len(w)]
     if extra:
         XA = torch.cat([_detector_input(model, w) for w in extra])
@@ -197,14 +198,14 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
 MAX_SYNTHETIC = 16000
 
 
-def _synthetic(cfg: Config, model: AnomalyModel, windows: Any, rate: float) -> SyntheticWindows | None:
+def _synthetic(cfg: Config, detector: Detector, windows: Any, rate: float) -> SyntheticWindows | None:
     """``audio.train_synthetic`` windows with a generic synthetic sound per normal window (at most
     MAX_SYNTHETIC), for a detector that uses labelled windows; None when off."""
     per = cfg.audio.train_synthetic if cfg.kind == "audio" else 0
     if not per:
         return None
-    if model.detector.labels == "ignored":
-        raise ConfigError(f"audio.train_synthetic: detector {model.detector.name!r} ignores labelled windows "
+    if detector.labels == "ignored":
+        raise ConfigError(f"audio.train_synthetic: detector {detector.name!r} ignores labelled windows "
                           "(set it to 0, or use a detector that learns from them, e.g. frame_fullgmm with "
                           "model.params.exposure)")
     return SyntheticWindows(windows, max(1, min(MAX_SYNTHETIC, int(round(per * len(windows))))), rate, cfg.train.seed)

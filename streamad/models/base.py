@@ -33,7 +33,17 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from streamad.config import ConfigError
+
 Progress = Callable[[int, int, dict[str, float]], None]
+
+
+def whole_param(key: str, value: Any, least: int, what: str) -> int:
+    """``model.params.<key>`` as a whole number >= ``least``, else a one-line ConfigError
+    ``model.params.<key>: <what>, got <value>``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"model.params.{key}: {what}, got {value!r}")
+    return value
 
 
 class TrainingError(RuntimeError):

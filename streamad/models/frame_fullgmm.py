@@ -39,8 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamad.config import ConfigError
-from streamad.models.base import Detector, Progress, TrainingError, batched, check_layout
+from streamad.models.base import Detector, Progress, TrainingError, batched, check_layout, whole_param
 from streamad.models.frame_exposure import FrameExposure
 from streamad.models.frame_knn import FrameBank, bank_size
 from streamad.models.frames import band_floor, band_scale, frame_features, frame_rows, local_contrast, top_mean
@@ -61,15 +60,11 @@ class FrameFullGMM(Detector):
     def __init__(self, **params: Any):
         super().__init__(**params)
         bank_size(self.params["bank"], 0)  # 0: no bank
-        m = self.params["band_top"]
-        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-            raise ConfigError(f"model.params.band_top: bands per frame for the band_top component, "
-                              f"a whole number >= 0 (0 = off), got {m!r}")
-        for key, least in (("exposure", 0), ("exposure_steps", 1)):
-            v = self.params[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < least:
-                raise ConfigError(f"model.params.{key}: a whole number >= {least}"
-                                  f"{' (hidden units of the exposure classifier, 0 = off)' if key == 'exposure' else ''}, got {v!r}")
+        whole_param("band_top", self.params["band_top"], 0,
+                    "bands per frame for the band_top component, a whole number >= 0 (0 = off)")
+        whole_param("exposure", self.params["exposure"], 0,
+                    "a whole number >= 0 (hidden units of the exposure classifier, 0 = off)")
+        whole_param("exposure_steps", self.params["exposure_steps"], 1, "a whole number >= 1")
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamad.config import ConfigError
-from streamad.models.base import Detector, Progress, batched, check_layout
+from streamad.models.base import Detector, Progress, batched, check_layout, whole_param
 from streamad.models.frames import band_floor, frame_features, frame_rows, sample_rows, top_mean
 
 
@@ -63,9 +62,7 @@ class FrameBank:
 
 def bank_size(value: Any, least: int) -> int:
     """``model.params.bank`` as a whole number >= ``least``, else a one-line ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(f"model.params.bank: frames in the memory bank, a whole number >= {least}, got {value!r}")
-    return value
+    return whole_param("bank", value, least, f"frames in the memory bank, a whole number >= {least}")
 
 
 class FrameKNN(Detector):

@@ -25,7 +25,8 @@ from streamad.windows.base import window_starts, windows_at
 _HALF_POWER = np.float32(0.5 ** 0.5)
 
 
-def _rows(key: Any, n: int) -> np.ndarray:
+def row_numbers(key: Any, n: int) -> np.ndarray:
+    """A slice or 1-d integer array of rows of an n-row view -> int64 row numbers (checked)."""
     if isinstance(key, slice):
         return np.arange(*key.indices(n))
     j = np.asarray(key)
@@ -36,8 +37,8 @@ def _rows(key: Any, n: int) -> np.ndarray:
     return j.astype(np.int64)
 
 
-class _RowView:
-    """What both views share: ``shape[0]`` rows, read by ``self[key]``; ``np.asarray`` writes them out."""
+class RowView:
+    """What the training-window views share: ``shape[0]`` rows, read by ``self[key]``; ``np.asarray`` writes them out."""
 
     shape: tuple[int, ...]
 
@@ -49,7 +50,7 @@ class _RowView:
         return out if dtype is None else out.astype(dtype)
 
 
-class FramedWindows(_RowView):
+class FramedWindows(RowView):
     """The windows of ``signals`` (each (T, ...)) at ``hop``, one signal after the other: the rows
     of ``np.concatenate([frame_windows(s, window, hop) for s in signals])``, made when read."""
 
@@ -63,7 +64,7 @@ class FramedWindows(_RowView):
         self.dtype = np.dtype(np.float32)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        j = _rows(key, len(self))
+        j = row_numbers(key, len(self))
         out = np.empty((len(j),) + self.shape[1:], dtype=np.float32)
         which = np.searchsorted(self.offsets, j, side="right") - 1
         for s in np.unique(which):
@@ -72,7 +73,7 @@ class FramedWindows(_RowView):
         return out
 
 
-class AugmentedWindows(_RowView):
+class AugmentedWindows(RowView):
     """Rows ``[windows, windows * g1, ..., (mixed copy 1), ...]`` of (N, samples) ``windows``:
     first the gain copies in order, then ``mix`` mixed copies of all of those, each with its own
     permutation (drawn in order from ``numpy.random.default_rng(seed)``)."""
@@ -97,7 +98,7 @@ class AugmentedWindows(_RowView):
         return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        j = _rows(key, len(self))
+        j = row_numbers(key, len(self))
         if not len(self.perms):
             return self._plain(j)
         out = np.empty((len(j),) + self.shape[1:], dtype=self.base.dtype)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from streamad.windows.lazy import _rows, _RowView
+from streamad.windows.lazy import RowView, row_numbers
 
 EBR_DB = (-12.0, 6.0)
 
@@ -61,7 +61,7 @@ def synthetic_sound(rng: np.random.Generator, max_len: int, rate: float) -> np.n
     return x.astype(np.float32)
 
 
-class SyntheticWindows(_RowView):
+class SyntheticWindows(RowView):
     """``count`` rows, each a window of (N, samples) ``windows`` (drawn with replacement when
     ``count`` > N, else without) with one :func:`synthetic_sound` added."""
 
@@ -79,7 +79,7 @@ class SyntheticWindows(_RowView):
         self.dtype = np.dtype(np.float32)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        j = _rows(key, len(self))
+        j = row_numbers(key, len(self))
         out = np.array(self.base[self.pick[j]], dtype=np.float32, copy=True)
         if out.ndim != 2:
             raise ValueError("synthetic sounds go into mono audio windows (N, samples)")
