@@ -113,6 +113,10 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)  # detector hyper-parameters
     # Weight of each standardised score component (empty -> all equal), e.g. {irec: 1, energy: 0.5}
     score_weights: dict[str, float] = field(default_factory=dict)
+    # Audio: alternatives to score_weights chosen per model at training (streamad/weight_choice.py): the
+    # set whose score best tells the held-back normal windows from the same windows with one generic
+    # synthetic sound each (scored by models that never saw them) is kept; [] = score_weights as given
+    score_weights_choice: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -368,6 +372,17 @@ def validate(cfg: Config) -> Config:
     if not 0 <= cfg.audio.train_synthetic <= 8:
         raise ConfigError("audio.train_synthetic: synthetic windows per normal training window, a number in [0, 8], "
                           f"got {cfg.audio.train_synthetic!r}")
+    sets = [("model.score_weights", cfg.model.score_weights)] + [
+        (f"model.score_weights_choice[{i}]", w) for i, w in enumerate(cfg.model.score_weights_choice)]
+    for key, w in sets:
+        bad = [k for k, v in w.items() if v < 0]
+        if bad:
+            raise ConfigError(f"{key}.{bad[0]}: a score weight must be >= 0, got {w[bad[0]]}")
+        if (w and not any(w.values())) or (key != "model.score_weights" and not w):
+            raise ConfigError(f"{key}: needs at least one weight > 0")
+    if cfg.model.score_weights_choice and cfg.kind != "audio":
+        raise ConfigError("model.score_weights_choice: the choice mixes synthetic sounds into held-back windows; "
+                          f"audio only (kind is {cfg.kind!r})")
     if cfg.train.crossfit_folds < 2:
         raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from streamad import weight_choice
 from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError
 from streamad.kinds import DataError, Recording, kind_of
@@ -228,15 +229,29 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     seam_seq = [m.components(h) for m, _, seams in scored for h in seams]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
-    unknown = set(weights or {}) - set(comps)
-    if unknown:
-        raise ConfigError(f"model.score_weights.{sorted(unknown)[0]}: not a score component of "
-                          f"{cfg.model.detector} (components: {', '.join(sorted(comps))})")
+    sets = [("model.score_weights", weights or {})] + [
+        (f"model.score_weights_choice[{i}]", w) for i, w in enumerate(cfg.model.score_weights_choice)]
+    for key, w in sets:
+        unknown = set(w) - set(comps)
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}: not a score component of "
+                              f"{cfg.model.detector} (components: {', '.join(sorted(comps))})")
     fe = scored[0][0].frontend
     cal = Calibration.fit_components(
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
+    if cfg.model.score_weights_choice:  # the candidate that best hears synthetic sounds in held-back audio
+        cands = [weight_choice.full_weights(w, list(comps)) for _, w in sets]
+        added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], fe.rate, cfg.train.seed)
+        best, aucs = weight_choice.choose(cands, comps, added, cal.center, cal.scale)
+        cal.weights = cands[best]
+        choice = {"candidates": cands, "synthetic_auc": [round(a, 6) for a in aucs], "chosen": best,
+                  "synthetic_windows": int(len(next(iter(added.values()))))}
+        log.info("score weights: candidate %d of %d (synthetic-sound ROC-AUC %s)", best + 1, len(cands),
+                 " / ".join(f"{a:.3f}" for a in aucs))
     cal.fit_threshold([cal.combine(c)[phase::phases] for c in comps_seq for phase in range(phases)])
+    if cfg.model.score_weights_choice:
+        cal.holdout["weights_choice"] = choice  # recorded with the model (fit_threshold renews holdout)
     seqs = [[cal.combine(c)[phase::phases] for c, f in zip(comps_seq, fold_of) if f == i for phase in range(phases)]
             for i in range(len(scored))] if len(scored) > 1 and cfg.train.crossfit_threshold == "median" else []
     if seqs:  # crossfit, median rule: one threshold per fold (same standardisation), their median

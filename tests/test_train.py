@@ -261,3 +261,60 @@ def test_train_synthetic_gives_the_exposure_classifier_labelled_windows_made_fro
         train_model(from_dict(base), [Recording("n", sig)], show_progress=False)
     with pytest.raises(ConfigError, match=r"audio.train_synthetic: synthetic windows per normal training window, a number in \[0, 8\]"):
         from_dict({"audio": {"train_synthetic": 9}})
+
+
+def test_score_weights_choice_keeps_the_weights_that_best_hear_synthetic_sounds_in_held_back_audio(tmp_path, ambient_files):
+    """model.score_weights_choice: each candidate weight set is scored on the held-back windows of real
+    audio against the same windows with one synthetic sound each (by the fold models that never saw
+    them); the best is kept, recorded with the model, and the model is then exactly the one trained with
+    those weights given directly (the synthetic windows fit nothing). Ties go to score_weights; a NaN
+    score ranks lowest. Bad weight sets are one-line config errors."""
+    from streamad import weight_choice
+    from streamad.config import ConfigError
+
+    # the choice itself: component "a" tells added from normal, "b" does not
+    rng = np.random.default_rng(0)
+    normal = {"a": rng.normal(0, 1, 400), "b": rng.normal(0, 1, 400)}
+    added = {"a": rng.normal(2, 1, 400), "b": rng.normal(0, 1, 400)}
+    c, s = {"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 1.0}
+    best, aucs = weight_choice.choose([{"a": 0, "b": 1}, {"a": 1, "b": 0}, {"a": 1, "b": 1}], normal, added, c, s)
+    assert best == 1 and aucs[1] > aucs[2] > 0.8 > aucs[0] > 0.4
+    assert weight_choice.choose([{"a": 1, "b": 0}, {"a": 2, "b": 0}], normal, added, c, s)[0] == 0  # a tie: the first
+    added["a"][:50] = np.nan
+    nan_best, nan_aucs = weight_choice.choose([{"a": 1, "b": 0}, {"a": 0, "b": 1}], normal, added, c, s)
+    assert nan_aucs[0] < aucs[1] and nan_best == 0
+
+    sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[10:12]])  # 20 s of a real place
+    first = {"nll": 1, "nll_top": 1, "nll_diag": 1, "nll_local_top": 1}
+    cands = [{"nll": 1}, {**first, "band_top": 2}, {"nll_local_top": 1, "band_top": 1}]
+    base = {"model": {"detector": "frame_fullgmm", "params": {"k": 2, "diag_k": 4, "local_k": 4, "band_top": 4},
+                      "score_weights": first, "score_weights_choice": cands},
+            "train": {"calibration": "crossfit", "threads": 1}}
+    m = train_model(from_dict(base), [Recording("place", sig)], tmp_path / "m", show_progress=False)
+    ch = m.calibration.holdout["weights_choice"]
+    assert len(ch["synthetic_auc"]) == 4 and ch["synthetic_windows"] > 100
+    assert ch["chosen"] == int(np.argmax(ch["synthetic_auc"]))
+    chosen = ch["candidates"][ch["chosen"]]
+    assert m.calibration.weights == chosen
+    assert chosen == {k: float(([first] + cands)[ch["chosen"]].get(k, 0)) for k in chosen}
+    assert len(set(ch["synthetic_auc"])) > 1  # the candidates do hear the sounds differently
+    W = np.stack([sig[i:i + 16000] for i in range(0, len(sig) - 16000, 8000)])
+    loaded = AnomalyModel.load(tmp_path / "m")
+    assert loaded.calibration.weights == chosen and loaded.calibration.holdout["weights_choice"] == ch
+    direct = dict(base, model={**base["model"], "score_weights": {k: v for k, v in chosen.items() if v},
+                               "score_weights_choice": []})
+    d = train_model(from_dict(direct), [Recording("place", sig)], None, show_progress=False)
+    assert d.calibration.threshold == m.calibration.threshold
+    np.testing.assert_array_equal(d.score(W, 64)[0], loaded.score(W, 64)[0])
+
+    bad = dict(base, model={**base["model"], "score_weights_choice": [{"nll": 1, "irec": 1}]})
+    with pytest.raises(ConfigError, match=r"model.score_weights_choice\[0\].irec: not a score component"):
+        train_model(from_dict(bad), [Recording("place", sig)], None, show_progress=False)
+    with pytest.raises(ConfigError, match=r"model.score_weights_choice\[1\].nll: a score weight must be >= 0"):
+        from_dict({"model": {"score_weights_choice": [{"nll": 1}, {"nll": -1}]}})
+    with pytest.raises(ConfigError, match=r"model.score_weights_choice\[0\]: needs at least one weight > 0"):
+        from_dict({"model": {"score_weights_choice": [{}]}})
+    with pytest.raises(ConfigError, match="model.score_weights: needs at least one weight > 0"):
+        from_dict({"model": {"score_weights": {"nll": 0}}})
+    with pytest.raises(ConfigError, match="model.score_weights_choice: the choice mixes synthetic sounds .* audio only"):
+        from_dict({"kind": "series", "model": {"score_weights_choice": [{"nll": 1}]}})

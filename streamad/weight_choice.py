@@ -1,0 +1,71 @@
+"""Choosing a model's score weights from its own normal audio (``model.score_weights_choice``).
+
+Which combination of score components hears events best differs between places: a component that
+picks out a few raised bands lifts a typewriter or a busy street and costs steady textures (rain,
+paper, a laundry room) — docs/EVAL.md. A per-scene model cannot be tuned on that scene's events
+(there are none at training), but it can be asked a proxy question with what it has: tell the
+held-back normal windows from the same windows with one generic synthetic sound added (a tone, a
+sweep or a decaying noise burst, :mod:`streamad.windows.synthetic`), each scored by a model that
+never heard that stretch (the calibration's fold model). Every candidate weight set is scored on
+both; the one with the highest ROC-AUC is kept (ties: the first, i.e. ``model.score_weights``). The
+synthetic windows only ever rank candidates: no model is fitted on them and the threshold is fitted
+on the normal windows alone, with the chosen weights.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from streamad.metrics.roc import roc_auc
+from streamad.windows.synthetic import SyntheticWindows
+
+log = logging.getLogger("streamad.train")
+
+PER_WINDOW = 2  # synthetic windows per held-back window
+MAX_WINDOWS = 4096  # at most this many synthetic windows in all
+
+
+def full_weights(weights: dict[str, float] | None, components: list[str]) -> dict[str, float]:
+    """``weights`` over every component (missing -> 0; empty or None -> all 1)."""
+    if not weights:
+        return {k: 1.0 for k in components}
+    return {k: float(weights.get(k, 0.0)) for k in components}
+
+
+def combine(comps: dict[str, np.ndarray], center: dict[str, float], scale: dict[str, float],
+            weights: dict[str, float]) -> np.ndarray:
+    """The weighted mean of the standardised components (as :meth:`Calibration.combine`)."""
+    total = sum(weights.values())
+    return sum(w * (np.asarray(comps[k], dtype=np.float64) - center[k]) / scale[k]
+               for k, w in weights.items() if w) / total
+
+
+def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float, seed: int) -> dict[str, np.ndarray]:
+    """Components of the held-back windows with one synthetic sound each, every window scored by the
+    model that held it back: ``scored`` = [(model, [held-back window arrays])]."""
+    total = sum(len(h) for _, hold in scored for h in hold)
+    per = min(float(PER_WINDOW), MAX_WINDOWS / max(1, total))
+    parts: list[dict[str, np.ndarray]] = []
+    j = 0
+    for model, hold in scored:
+        for h in hold:
+            j += 1
+            if not len(h):
+                continue
+            rows = SyntheticWindows(h, max(1, int(round(per * len(h)))), rate, seed=seed * 1009 + j)
+            parts.append(model.components(rows[:]))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def choose(candidates: list[dict[str, float]], normal: dict[str, np.ndarray], added: dict[str, np.ndarray],
+           center: dict[str, float], scale: dict[str, float]) -> tuple[int, list[float]]:
+    """(index of the chosen candidate, each candidate's ROC-AUC of ``added`` over ``normal``)."""
+    y = np.r_[np.ones(len(next(iter(added.values())))), np.zeros(len(next(iter(normal.values()))))]
+    aucs = []
+    for w in candidates:  # a NaN score never alerts (ranked lowest); an infinite one ranks highest
+        s = np.nan_to_num(np.r_[combine(added, center, scale, w), combine(normal, center, scale, w)],
+                          nan=-1e300, posinf=1e300, neginf=-1e300)
+        aucs.append(float(roc_auc(y, s)))
+    return int(np.argmax(aucs)), aucs  # argmax: the first of equals
