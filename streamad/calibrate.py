@@ -26,6 +26,13 @@ from streamad.alerts import smooth
 from streamad.stats import robust_center_scale
 
 
+def full_weights(weights: dict[str, float] | None, components: list[str]) -> dict[str, float]:
+    """``weights`` over every component (missing -> 0; empty or None -> all 1, as ``model.score_weights: {}``)."""
+    if not weights:
+        return {k: 1.0 for k in components}
+    return {k: float(weights.get(k, 0.0)) for k in components}
+
+
 @dataclass
 class Calibration:
     center: dict[str, float]
@@ -44,7 +51,7 @@ class Calibration:
         center, scale = {}, {}
         for k, v in comps.items():
             center[k], scale[k] = robust_center_scale(v, fallback=1.0)
-        w = {k: 1.0 for k in comps} if weights is None else {k: float(weights.get(k, 0.0)) for k in comps}
+        w = full_weights(weights, list(comps))
         if not any(w.values()):
             raise ValueError("all score weights are zero")
         return cls(center=center, scale=scale, weights=w, **kw)

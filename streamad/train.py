@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from streamad import weight_choice
-from streamad.calibrate import Calibration
+from streamad.calibrate import Calibration, full_weights
 from streamad.config import Config, ConfigError
 from streamad.kinds import DataError, Recording, kind_of
 from streamad.model import AnomalyModel, resolve_device
@@ -241,9 +241,9 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
     if cfg.model.score_weights_choice:  # the candidate that best hears synthetic sounds in held-back audio
-        cands = [weight_choice.full_weights(w, list(comps)) for _, w in sets]
+        cands = [full_weights(w, list(comps)) for _, w in sets]
         added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], fe.rate, cfg.train.seed)
-        best, aucs = weight_choice.choose(cands, comps, added, cal.center, cal.scale)
+        best, aucs = weight_choice.choose(cands, comps, added, cal)
         cal.weights = cands[best]
         choice = {"candidates": cands, "synthetic_auc": [round(a, 6) for a in aucs], "chosen": best,
                   "synthetic_windows": int(len(next(iter(added.values()))))}

@@ -13,33 +13,17 @@ on the normal windows alone, with the chosen weights.
 """
 from __future__ import annotations
 
-import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from streamad.calibrate import Calibration
 from streamad.metrics.roc import roc_auc
 from streamad.windows.synthetic import SyntheticWindows
 
-log = logging.getLogger("streamad.train")
-
 PER_WINDOW = 2  # synthetic windows per held-back window
 MAX_WINDOWS = 4096  # at most this many synthetic windows in all
-
-
-def full_weights(weights: dict[str, float] | None, components: list[str]) -> dict[str, float]:
-    """``weights`` over every component (missing -> 0; empty or None -> all 1)."""
-    if not weights:
-        return {k: 1.0 for k in components}
-    return {k: float(weights.get(k, 0.0)) for k in components}
-
-
-def combine(comps: dict[str, np.ndarray], center: dict[str, float], scale: dict[str, float],
-            weights: dict[str, float]) -> np.ndarray:
-    """The weighted mean of the standardised components (as :meth:`Calibration.combine`)."""
-    total = sum(weights.values())
-    return sum(w * (np.asarray(comps[k], dtype=np.float64) - center[k]) / scale[k]
-               for k, w in weights.items() if w) / total
 
 
 def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float, seed: int) -> dict[str, np.ndarray]:
@@ -60,12 +44,14 @@ def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float
 
 
 def choose(candidates: list[dict[str, float]], normal: dict[str, np.ndarray], added: dict[str, np.ndarray],
-           center: dict[str, float], scale: dict[str, float]) -> tuple[int, list[float]]:
-    """(index of the chosen candidate, each candidate's ROC-AUC of ``added`` over ``normal``)."""
+           cal: Calibration) -> tuple[int, list[float]]:
+    """(index of the chosen candidate, each candidate's ROC-AUC of ``added`` over ``normal``), every
+    candidate standardised as ``cal`` (its centre and scale) and weighted as :meth:`Calibration.combine`."""
     y = np.r_[np.ones(len(next(iter(added.values())))), np.zeros(len(next(iter(normal.values()))))]
     aucs = []
     for w in candidates:  # a NaN score never alerts (ranked lowest); an infinite one ranks highest
-        s = np.nan_to_num(np.r_[combine(added, center, scale, w), combine(normal, center, scale, w)],
+        c = replace(cal, weights=w)
+        s = np.nan_to_num(np.r_[c.combine(added), c.combine(normal)],
                           nan=-1e300, posinf=1e300, neginf=-1e300)
         aucs.append(float(roc_auc(y, s)))
     return int(np.argmax(aucs)), aucs  # argmax: the first of equals

@@ -270,18 +270,19 @@ def test_score_weights_choice_keeps_the_weights_that_best_hear_synthetic_sounds_
     those weights given directly (the synthetic windows fit nothing). Ties go to score_weights; a NaN
     score ranks lowest. Bad weight sets are one-line config errors."""
     from streamad import weight_choice
+    from streamad.calibrate import Calibration
     from streamad.config import ConfigError
 
     # the choice itself: component "a" tells added from normal, "b" does not
     rng = np.random.default_rng(0)
     normal = {"a": rng.normal(0, 1, 400), "b": rng.normal(0, 1, 400)}
     added = {"a": rng.normal(2, 1, 400), "b": rng.normal(0, 1, 400)}
-    c, s = {"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 1.0}
-    best, aucs = weight_choice.choose([{"a": 0, "b": 1}, {"a": 1, "b": 0}, {"a": 1, "b": 1}], normal, added, c, s)
+    cal = Calibration({"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 1.0})
+    best, aucs = weight_choice.choose([{"a": 0, "b": 1}, {"a": 1, "b": 0}, {"a": 1, "b": 1}], normal, added, cal)
     assert best == 1 and aucs[1] > aucs[2] > 0.8 > aucs[0] > 0.4
-    assert weight_choice.choose([{"a": 1, "b": 0}, {"a": 2, "b": 0}], normal, added, c, s)[0] == 0  # a tie: the first
+    assert weight_choice.choose([{"a": 1, "b": 0}, {"a": 2, "b": 0}], normal, added, cal)[0] == 0  # a tie: the first
     added["a"][:50] = np.nan
-    nan_best, nan_aucs = weight_choice.choose([{"a": 1, "b": 0}, {"a": 0, "b": 1}], normal, added, c, s)
+    nan_best, nan_aucs = weight_choice.choose([{"a": 1, "b": 0}, {"a": 0, "b": 1}], normal, added, cal)
     assert nan_aucs[0] < aucs[1] and nan_best == 0
 
     sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[10:12]])  # 20 s of a real place
