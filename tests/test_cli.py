@@ -93,7 +93,8 @@ def test_missing_input_file(audio_model):
 
 def test_train_cli_writes_versioned_model(tmp_path, ambient_files):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("model: {detector: frame_gmm, params: {k: 2, iters: 5}}\ntrain: {seam_windows: true}\n")
+    cfg.write_text("model: {detector: frame_gmm, params: {k: 2, iters: 5}, score_weights_choice: [{nll: 2}]}\n"
+                   "train: {seam_windows: true}\n")
     r = _run("train", "--config", cfg, "--normal", *ambient_files[:3], "--out", tmp_path / "m", "--quiet")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
@@ -102,6 +103,9 @@ def test_train_cli_writes_versioned_model(tmp_path, ambient_files):
     h = meta["calibration"]["holdout"]
     assert meta["calibration"]["threshold"] > max(h["max_score"], h["seam_max_score"])
     assert info["threshold"] >= info["threshold_before_seam"] == h["threshold_before_seam"]
+    ch = info["weights_choice"]  # one component: {nll: 1} and {nll: 2} rank alike, the first is kept
+    assert ch["chosen"] == 0 and len(ch["synthetic_auc"]) == 2 and ch["synthetic_auc"][0] == ch["synthetic_auc"][1] > 0.5
+    assert info["score_weights"] == {"nll": 1.0} and h["weights_choice"]["chosen"] == 0
 
 
 def _links(where, files):
