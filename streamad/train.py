@@ -241,6 +241,9 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
     if cfg.model.score_weights_choice:  # the candidate that best hears synthetic sounds in held-back audio
+        if cfg.audio.train_synthetic:
+            log.warning("model.score_weights_choice with audio.train_synthetic: a component trained on synthetic "
+                        "sounds (exposure) is ranked on sounds of the same kind, so the choice favours it")
         cands = [full_weights(w, list(comps)) for _, w in sets]
         added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], fe.rate, cfg.train.seed)
         best, aucs = weight_choice.choose(cands, comps, added, cal)
