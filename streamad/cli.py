@@ -91,6 +91,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             "threshold": model.threshold, "wall_s": round(time.monotonic() - t0, 1), **model.meta["training"]}
     h = model.calibration.holdout if model.calibration is not None else {}
     info.update({k: h[k] for k in ("threshold_before_seam", "seam_max_score") if k in h})  # train.seam_windows
+    if "hearing_check" in h:  # audio: how well the model hears generic sounds added to its own place
+        info["hearing_check_auc"] = h["hearing_check"]["synthetic_auc"]
     if "weights_choice" in h:  # model.score_weights_choice: which set was kept, and why
         info["score_weights"] = {k: w for k, w in model.calibration.weights.items() if w}
         info["weights_choice"] = {k: h["weights_choice"][k] for k in ("chosen", "synthetic_auc")}

@@ -140,6 +140,10 @@ class TrainConfig:
     # in the normal data (a looped recording, a cut between recordings), not only its continuous stretches. Those
     # windows only put a floor under the threshold (never lower it; not part of the rate estimate).
     seam_windows: bool = False
+    # Audio: score the held-back windows with one generic synthetic sound each too, and record (and print,
+    # and warn below 0.85) how well the model tells them from the plain ones: how well it can hear events
+    # in this place (streamad/weight_choice.py). Costs scoring up to 4096 more windows at training
+    hearing_check: bool = True
     # torch CPU threads for training (0 = torch's default, all cores). Use 1 when other
     # CPU-heavy processes share the machine: small convolutions slow down many times over
     # when their threads have to wait for each other.

@@ -240,21 +240,27 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     cal = Calibration.fit_components(
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
-    if cfg.model.score_weights_choice:  # the candidate that best hears synthetic sounds in held-back audio
-        if cfg.audio.train_synthetic:
+    check = None
+    if cfg.kind == "audio" and (cfg.train.hearing_check or cfg.model.score_weights_choice):
+        if cfg.model.score_weights_choice and cfg.audio.train_synthetic:
             log.warning("model.score_weights_choice with audio.train_synthetic: a component trained on synthetic "
                         "sounds (exposure) is ranked on sounds of the same kind, so the choice favours it")
         cands = [full_weights(w, list(comps)) for _, w in sets]
         added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], fe.rate, cfg.train.seed)
         best, aucs = weight_choice.choose(cands, comps, added, cal)
         cal.weights = cands[best]
-        choice = {"candidates": cands, "synthetic_auc": [round(a, 6) for a in aucs], "chosen": best,
-                  "synthetic_windows": int(len(next(iter(added.values()))))}
-        log.info("score weights: candidate %d of %d (synthetic-sound ROC-AUC %s)", best + 1, len(cands),
-                 " / ".join(f"{a:.3f}" for a in aucs))
+        check = {"synthetic_auc": round(aucs[best], 6), "synthetic_windows": int(len(next(iter(added.values()))))}
+        if len(cands) > 1:
+            check["weights_choice"] = {"candidates": cands, "synthetic_auc": [round(a, 6) for a in aucs], "chosen": best}
+            log.info("score weights: candidate %d of %d (synthetic-sound ROC-AUC %s)", best + 1, len(cands),
+                     " / ".join(f"{a:.3f}" for a in aucs))
+        weight_choice.report(aucs[best])
     cal.fit_threshold([cal.combine(c)[phase::phases] for c in comps_seq for phase in range(phases)])
-    if cfg.model.score_weights_choice:
-        cal.holdout["weights_choice"] = choice  # recorded with the model (fit_threshold renews holdout)
+    if check is not None:  # recorded with the model (fit_threshold renews holdout)
+        choice = check.pop("weights_choice", None)
+        cal.holdout["hearing_check"] = check
+        if choice is not None:
+            cal.holdout["weights_choice"] = {**choice, "synthetic_windows": check["synthetic_windows"]}
     seqs = [[cal.combine(c)[phase::phases] for c, f in zip(comps_seq, fold_of) if f == i for phase in range(phases)]
             for i in range(len(scored))] if len(scored) > 1 and cfg.train.crossfit_threshold == "median" else []
     if seqs:  # crossfit, median rule: one threshold per fold (same standardisation), their median

@@ -10,9 +10,16 @@ never heard that stretch (the calibration's fold model). Every candidate weight 
 both; the one with the highest ROC-AUC is kept (ties: the first, i.e. ``model.score_weights``). The
 synthetic windows only ever rank candidates: no model is fitted on them and the threshold is fitted
 on the normal windows alone, with the chosen weights.
+
+The same figure for the kept weights is the model's **hearing check** (``train.hearing_check``, on for
+audio): how well it hears generic sounds added to its own place. It is recorded with the model
+(``calibration.holdout.hearing_check``), printed by ``streamad train``, and below ``HEARING_WARN``
+training warns that events will often be missed there (on the per-scene benchmark it ranks scenes as
+their real event ROC-AUC does: docs/EVAL.md).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -22,8 +29,11 @@ from streamad.calibrate import Calibration
 from streamad.metrics.roc import roc_auc
 from streamad.windows.synthetic import SyntheticWindows
 
+log = logging.getLogger("streamad.train")
+
 PER_WINDOW = 2  # synthetic windows per held-back window
 MAX_WINDOWS = 4096  # at most this many synthetic windows in all
+HEARING_WARN = 0.85  # below this hearing-check AUC, training warns (docs/EVAL.md: dev scenes under it were hard)
 
 
 def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float, seed: int) -> dict[str, np.ndarray]:
@@ -55,3 +65,13 @@ def choose(candidates: list[dict[str, float]], normal: dict[str, np.ndarray], ad
                           nan=-1e300, posinf=1e300, neginf=-1e300)
         aucs.append(float(roc_auc(y, s)))
     return int(np.argmax(aucs)), aucs  # argmax: the first of equals
+
+
+def report(auc: float) -> None:
+    """The hearing check's one log line: info, or a warning below HEARING_WARN."""
+    if auc < HEARING_WARN:
+        log.warning("hearing check: generic sounds added to this model's own held-back audio score ROC-AUC %.3f "
+                    "(< %.2f): loud or varied background, expect missed events here (more normal audio, or the "
+                    "busy-place options in docs/EVAL.md, may help)", auc, HEARING_WARN)
+    else:
+        log.info("hearing check: generic sounds added to held-back audio score ROC-AUC %.3f", auc)

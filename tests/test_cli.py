@@ -106,6 +106,7 @@ def test_train_cli_writes_versioned_model(tmp_path, ambient_files):
     ch = info["weights_choice"]  # one component: {nll: 1} and {nll: 2} rank alike, the first is kept
     assert ch["chosen"] == 0 and len(ch["synthetic_auc"]) == 2 and ch["synthetic_auc"][0] == ch["synthetic_auc"][1] > 0.5
     assert info["score_weights"] == {"nll": 1.0} and h["weights_choice"]["chosen"] == 0
+    assert info["hearing_check_auc"] == ch["synthetic_auc"][0] == h["hearing_check"]["synthetic_auc"]
 
 
 def _links(where, files):

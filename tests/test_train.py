@@ -302,10 +302,14 @@ def test_score_weights_choice_keeps_the_weights_that_best_hear_synthetic_sounds_
     W = np.stack([sig[i:i + 16000] for i in range(0, len(sig) - 16000, 8000)])
     loaded = AnomalyModel.load(tmp_path / "m")
     assert loaded.calibration.weights == chosen and loaded.calibration.holdout["weights_choice"] == ch
+    assert m.calibration.holdout["hearing_check"] == {"synthetic_auc": max(ch["synthetic_auc"]),
+                                                      "synthetic_windows": ch["synthetic_windows"]}
     direct = dict(base, model={**base["model"], "score_weights": {k: v for k, v in chosen.items() if v},
                                "score_weights_choice": []})
     d = train_model(from_dict(direct), [Recording("place", sig)], None, show_progress=False)
     assert d.calibration.threshold == m.calibration.threshold
+    assert d.calibration.holdout["hearing_check"]["synthetic_auc"] == max(ch["synthetic_auc"])
+    assert "weights_choice" not in d.calibration.holdout
     np.testing.assert_array_equal(d.score(W, 64)[0], loaded.score(W, 64)[0])
 
     bad = dict(base, model={**base["model"], "score_weights_choice": [{"nll": 1, "irec": 1}]})
@@ -319,3 +323,34 @@ def test_score_weights_choice_keeps_the_weights_that_best_hear_synthetic_sounds_
         from_dict({"model": {"score_weights": {"nll": 0}}})
     with pytest.raises(ConfigError, match="model.score_weights_choice: the choice mixes synthetic sounds .* audio only"):
         from_dict({"kind": "series", "model": {"score_weights_choice": [{"nll": 1}]}})
+
+
+def test_hearing_check_records_how_well_an_audio_model_hears_added_sounds_and_changes_nothing_else(ambient_files, caplog,
+                                                                                                 monkeypatch):
+    """train.hearing_check (on for audio): the ROC-AUC of held-back windows of real audio with one generic
+    synthetic sound each against the same windows without, by the models that never saw them, is recorded
+    with the model; the model itself (threshold, scores) is the same with the check off; below
+    weight_choice.HEARING_WARN training says so in one warning line."""
+    import logging
+
+    from streamad import weight_choice
+
+    sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[20:22]])
+    base = {"model": {"detector": "frame_fullgmm", "params": {"k": 2, "diag_k": 4}},
+            "train": {"calibration": "crossfit", "threads": 1}}
+    with caplog.at_level(logging.INFO, logger="streamad.train"):
+        on = train_model(from_dict(base), [Recording("place", sig)], None, show_progress=False)
+    hc = on.calibration.holdout["hearing_check"]
+    assert 0.5 < hc["synthetic_auc"] <= 1.0 and hc["synthetic_windows"] == 2 * on.meta["training"]["holdout_windows"]
+    assert [r.levelno for r in caplog.records if "hearing check" in r.getMessage()] == [logging.INFO]
+    off = train_model(from_dict({**base, "train": {**base["train"], "hearing_check": False}}), [Recording("place", sig)],
+                      None, show_progress=False)
+    assert "hearing_check" not in off.calibration.holdout and off.calibration.threshold == on.calibration.threshold
+    W = np.stack([sig[i:i + 16000] for i in range(0, len(sig) - 16000, 8000)])
+    np.testing.assert_array_equal(off.score(W, 64)[0], on.score(W, 64)[0])
+    caplog.clear()
+    monkeypatch.setattr(weight_choice, "HEARING_WARN", 1.01)
+    with caplog.at_level(logging.INFO, logger="streamad.train"):
+        train_model(from_dict(base), [Recording("place", sig)], None, show_progress=False)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "hearing check" in r.getMessage()]
+    assert len(warned) == 1 and "(< 1.01)" in warned[0] and "\n" not in warned[0]
