@@ -73,6 +73,12 @@ class AnomalyModel:
     def threshold(self) -> float:
         return self.calibration.threshold if self.calibration else math.inf
 
+    @property
+    def hearing_check(self) -> float | None:
+        """The training's hearing-check ROC-AUC (audio, ``train.hearing_check``), or None."""
+        check = (self.calibration.holdout if self.calibration else {}).get("hearing_check") or {}
+        return check.get("synthetic_auc")
+
     def to(self, device: torch.device) -> "AnomalyModel":
         self.detector.to(device)
         self.device = torch.device(device)

@@ -12,6 +12,7 @@ import pytest
 from streamad.broker import EmbeddedBroker, free_port
 from streamad.io.files import load_audio
 from streamad.io.kafka import ensure_topics
+from streamad.model import AnomalyModel
 from tests import kafka_util as K
 
 SR = 16000
@@ -68,6 +69,8 @@ def test_metrics_move_with_records_and_readyz_follows_the_broker(tmp_path, uniqu
         assert _value(metrics, "streamad_commits_total") >= 1
         assert _value(metrics, "streamad_streams_active", pipeline="cfg") == 1
         assert _value(metrics, "streamad_threshold", pipeline="cfg") > 0
+        hearing = AnomalyModel.load(audio_model).hearing_check  # the test model trained with the check
+        assert hearing is not None and _value(metrics, "streamad_model_hearing_check_auc", pipeline="cfg") == hearing
         assert _value(metrics, "streamad_consumer_lag", pipeline="cfg", topic=topic) == 0
         # the group's assigned partitions add up to the topic's (the StreamadPartitionsUnowned rule);
         # topic sizes are refreshed every 10 s

@@ -69,6 +69,16 @@ def test_alert_latency_clamped_and_optional(tel):
     assert value(tel, "streamad_alert_latency_seconds_sum", pipeline="audio") == 0
 
 
+def test_hearing_check_series_follows_the_loaded_model(tel):
+    assert not [n for n, _ in samples(tel) if n == "streamad_model_hearing_check_auc"]  # registered without one
+    tel.hearing_check("audio", 0.74)
+    assert value(tel, "streamad_model_hearing_check_auc", pipeline="audio") == 0.74
+    tel.hearing_check("audio", None)  # rolled to a model without a hearing check: no stale value
+    assert not [n for n, _ in samples(tel) if n == "streamad_model_hearing_check_auc"]
+    tel.add_pipeline("sensors", ["s"], "gmgan", "gmgan-x", 1.0, hearing_check=0.91)
+    assert value(tel, "streamad_model_hearing_check_auc", pipeline="sensors") == 0.91
+
+
 def test_model_roll_replaces_info_series(tel):
     tel.model_info("audio", "gmgan", "gmgan-def")
     s = samples(tel)
@@ -138,6 +148,7 @@ def test_metric_names_are_exactly_what_is_rendered(tel):
     tel.g_tick.set(1)
     tel.stream_drifts("audio", {"mic-1": 0.5})
     tel.topic_partitions("audio", 4)
+    tel.hearing_check("audio", 0.9)
     rendered = {name for name, _ in samples(tel)}
     assert rendered == set(T.METRIC_NAMES)
     assert not any(n.endswith("_created") for n in rendered)

@@ -95,7 +95,8 @@ class Daemon:
         self.tel = telemetry or Telemetry()
         self.health = health or HealthState(self.tel)
         for p in self.pipelines:
-            self.tel.add_pipeline(p.label, p.cfg.kafka.input_topics, p.model.name, p.model.version, p.model.threshold)
+            self.tel.add_pipeline(p.label, p.cfg.kafka.input_topics, p.model.name, p.model.version, p.model.threshold,
+                                  p.model.hearing_check)
         self.health.set_models_loaded(True)
         self._drift_at = 0.0
 

@@ -82,6 +82,7 @@ class Reloader:
         self.reloads += 1
         self.d.tel.model_info(pipe.label, new.name, new.version)
         self.d.tel.threshold(pipe.label, new.threshold)
+        self.d.tel.hearing_check(pipe.label, new.hearing_check)
         log.info("model reloaded for pipeline %s: %s -> %s (threshold %.4g -> %.4g) from %s", pipe.label,
                  old.version, new.version, old.threshold, new.threshold, path)
         return True

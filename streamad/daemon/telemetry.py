@@ -54,6 +54,8 @@ _SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("g_streams", "gauge", "streamad_streams_active", "Streams with a live buffer.", P),
     ("g_model", "gauge", "streamad_model_info", "The loaded model (value 1).", P + ("name", "version")),
     ("g_threshold", "gauge", "streamad_threshold", "Calibrated alert threshold of the loaded model.", P),
+    ("g_hearing", "gauge", "streamad_model_hearing_check_auc",
+     "Audio models: ROC-AUC of the training's hearing check (generic sounds added to held-back normal audio).", P),
     ("g_score", "gauge", "streamad_window_score",
      f"Quantiles of the last {SCORE_WINDOW} finite window scores (drift view).", P + ("quantile",)),
     ("g_over", "gauge", "streamad_window_score_over_threshold_ratio",
@@ -130,6 +132,7 @@ class Telemetry:
             setattr(self, attr, kinds[kind](name, doc, labels, registry=self.registry, **kw))
         self._topic_pipeline: dict[str, str] = {}
         self._model: dict[str, tuple[str, str]] = {}
+        self._hearing: set[str] = set()  # pipelines whose model has a hearing check (a series)
         self._thresholds: dict[str, float] = {}
         self._scores: dict[str, deque] = {}
         if version is None:
@@ -138,8 +141,8 @@ class Telemetry:
 
     # -- set-up -------------------------------------------------------------------------
     def add_pipeline(self, pipeline: str, topics: Iterable[str], model_name: str, model_version: str,
-                     threshold: float) -> None:
-        """Register a pipeline: its input topics, model and threshold; its series start at 0."""
+                     threshold: float, hearing_check: float | None = None) -> None:
+        """Register a pipeline: its input topics, model, threshold and hearing check; its series start at 0."""
         for t in topics:
             self._topic_pipeline[t] = pipeline
             self.c_records.labels(pipeline=pipeline, topic=t)
@@ -150,6 +153,7 @@ class Telemetry:
             self.c_dead.labels(pipeline=pipeline, reason=r)
         self.model_info(pipeline, model_name, model_version)
         self.threshold(pipeline, threshold)
+        self.hearing_check(pipeline, hearing_check)
 
     def model_info(self, pipeline: str, name: str, version: str) -> None:
         """The pipeline's current model; a new one replaces the old series (model roll)."""
@@ -162,6 +166,15 @@ class Telemetry:
     def threshold(self, pipeline: str, value: float) -> None:
         self._thresholds[pipeline] = float(value)
         self.g_threshold.labels(pipeline=pipeline).set(value)
+
+    def hearing_check(self, pipeline: str, value: float | None) -> None:
+        """The loaded model's hearing-check ROC-AUC; None (a model without one) removes the series."""
+        if value is not None:
+            self.g_hearing.labels(pipeline=pipeline).set(value)
+            self._hearing.add(pipeline)
+        elif pipeline in self._hearing:
+            self.g_hearing.remove(pipeline)
+            self._hearing.discard(pipeline)
 
     # -- the data path ---------------------------------------------------------------------
     def records(self, pipeline: str, topic: str, n: int = 1) -> None:
