@@ -42,3 +42,19 @@ def test_history_report_puts_the_runs_beside_the_full_history_of_the_same_scenes
     assert res["points"][1]["summary"]["scenes"] == 2 and res["points"][1]["summary"]["mean_auc"] != 0.5
     assert (tmp_path / "out" / "history.png").stat().st_size > 1000
     assert "| default | 10 s | 0.500 |" in H.table(res)
+
+
+def test_scene_table_shows_each_models_hearing_check_and_a_dash_for_rows_made_before_it():
+    import json
+    from pathlib import Path
+
+    from streamad.benchmarks.scenes_report import scene_table
+
+    full = Path(__file__).resolve().parents[1] / "docs" / "eval" / "scenes" / "results.json"
+    old, new = [dict(r) for r in json.loads(full.read_text())["rows"] if r["preset"] == "gmm64"][:2]
+    old.pop("hearing_check", None)
+    new["hearing_check"] = 0.7345
+    lines = scene_table([old, new]).splitlines()
+    assert lines[0].endswith("| hearing check |") and lines[1].count("|") == lines[0].count("|")
+    by_scene = {ln.split(" | ")[0].lstrip("| "): ln for ln in lines[2:]}
+    assert by_scene[new["scene"]].endswith("| 0.735 |") and by_scene[old["scene"]].endswith("| — |")

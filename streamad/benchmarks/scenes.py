@@ -225,7 +225,8 @@ def run_scene(cfg, scene: Scene, events: list, loop_s: float) -> tuple[dict[str,
     r = evaluate_scene(model, scene, events, loop_s)
     r.update(scene=scene.name, split=scene.split, train_s=round(train_s, 2), eval_s=round(time.monotonic() - t1, 2),
              train_seconds=round(len(scene.train) / SR, 2), test_seconds=round(len(scene.test) / SR, 2),
-             threshold=float(model.threshold), events_n=sum(len(c) for c in scene.plan))
+             threshold=float(model.threshold), events_n=sum(len(c) for c in scene.plan),
+             hearing_check=model.hearing_check)  # training's synthetic-sound AUC (None: not computed)
     return r, model
 
 

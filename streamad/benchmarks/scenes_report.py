@@ -32,7 +32,8 @@ def summary_table(doc: dict[str, Any]) -> str:
 
 def scene_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| scene | split | train / test s | AUC −6 / 0 / +6 | mean AUC | mean pAUC | F1 −6 / 0 / +6 "
-             "| FA pure | FA looped (/h, time in alert) | train s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| FA pure | FA looped (/h, time in alert) | train s | hearing check |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["split"], r["scene"])):
         pe = r["per_ebr"]
         auc = " / ".join(f"{pe[k]['auc']:.3f}" for k in ("-6", "0", "6"))
@@ -40,8 +41,14 @@ def scene_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['scene']} | {r['split']} | {r['train_seconds']:.0f} / {r['test_seconds']:.0f} | {auc} | "
                      f"{r['mean_auc']:.3f} | {r['mean_pauc']:.3f} | {f1} | {r['fa_pure']['alerts']} | "
                      f"{r['fa_loop']['alerts']} ({r['fa_loop']['per_hour']:.0f}/h, {r['fa_loop'].get('alert_time_frac', 0):.0%}) | "
-                     f"{r['train_s']:.0f} |")
+                     f"{r['train_s']:.0f} | {_hearing(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def _hearing(row: dict[str, Any]) -> str:
+    """The model's hearing check (training's synthetic-sound ROC-AUC), or — for rows made before it existed."""
+    v = row.get("hearing_check")
+    return "—" if v is None else f"{v:.3f}"
 
 
 def tables(doc: dict[str, Any]) -> str:
@@ -57,7 +64,9 @@ def tables(doc: dict[str, Any]) -> str:
            "AUC / pAUC / F1 are means over scenes of the per-scene mean over EBR −6 / 0 / +6 dB. FA/h pools "
            "the alerts of all scenes over all their audio; in brackets the number of scenes above 1 alert/h. "
            "An alert that never closes (cooldown) counts once, so the mean share of the looped hour spent "
-           "in alert is shown too.",
+           "in alert is shown too. The per-scene tables' hearing check is the model's training-time ROC-AUC "
+           "of its held-back audio with generic synthetic sounds added (`train.hearing_check`, docs/EVAL.md; "
+           "— for rows made before it existed).",
            "", "## Summary", "", summary_table(doc)]
     for p in doc["summary"]:
         out += [f"## {p}: per scene", "", scene_table([r for r in doc["rows"] if r["preset"] == p])]
