@@ -33,6 +33,7 @@ log = logging.getLogger("streamad.train")
 
 PER_WINDOW = 2  # synthetic windows per held-back window
 MAX_WINDOWS = 4096  # at most this many synthetic windows in all
+BATCH = 512  # synthetic windows made and scored at a time
 HEARING_WARN = 0.85  # below this hearing-check AUC, training warns (docs/EVAL.md: dev scenes under it were hard)
 
 
@@ -49,7 +50,8 @@ def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float
             if not len(h):
                 continue
             rows = SyntheticWindows(h, max(1, int(round(per * len(h)))), rate, seed=seed * 1009 + j)
-            parts.append(model.components(rows[:]))
+            for i in range(0, len(rows), BATCH):  # made batch by batch: never all in memory at once
+                parts.append(model.components(rows[i:i + BATCH], BATCH))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
