@@ -118,6 +118,11 @@ class ModelConfig:
     # synthetic sound each (scored by models that never saw them) is kept; [] = score_weights as given
     score_weights_choice: list[dict[str, float]] = field(default_factory=list)
 
+    def weight_sets(self) -> list[tuple[str, dict[str, float]]]:
+        """(config key, weights) of score_weights and each alternative, in order (the first is the default)."""
+        return [("model.score_weights", self.score_weights)] + [
+            (f"model.score_weights_choice[{i}]", w) for i, w in enumerate(self.score_weights_choice)]
+
 
 @dataclass
 class TrainConfig:
@@ -376,9 +381,7 @@ def validate(cfg: Config) -> Config:
     if not 0 <= cfg.audio.train_synthetic <= 8:
         raise ConfigError("audio.train_synthetic: synthetic windows per normal training window, a number in [0, 8], "
                           f"got {cfg.audio.train_synthetic!r}")
-    sets = [("model.score_weights", cfg.model.score_weights)] + [
-        (f"model.score_weights_choice[{i}]", w) for i, w in enumerate(cfg.model.score_weights_choice)]
-    for key, w in sets:
+    for key, w in cfg.model.weight_sets():
         bad = [k for k, v in w.items() if v < 0]
         if bad:
             raise ConfigError(f"{key}.{bad[0]}: a score weight must be >= 0, got {w[bad[0]]}")

@@ -229,8 +229,7 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     seam_seq = [m.components(h) for m, _, seams in scored for h in seams]
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
-    sets = [("model.score_weights", weights or {})] + [
-        (f"model.score_weights_choice[{i}]", w) for i, w in enumerate(cfg.model.score_weights_choice)]
+    sets = cfg.model.weight_sets()
     for key, w in sets:
         unknown = set(w) - set(comps)
         if unknown:
@@ -240,7 +239,7 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     cal = Calibration.fit_components(
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
         of_windows=cfg.alerts.of_windows, target_false_alerts_per_hour=cfg.alerts.target_false_alerts_per_hour)
-    check = None
+    record: dict[str, Any] = {}  # hearing check and weight choice, kept with the calibration
     if cfg.kind == "audio" and (cfg.train.hearing_check or cfg.model.score_weights_choice):
         if cfg.model.score_weights_choice and cfg.audio.train_synthetic:
             log.warning("model.score_weights_choice with audio.train_synthetic: a component trained on synthetic "
@@ -249,18 +248,16 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
         added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], fe.rate, cfg.train.seed)
         best, aucs = weight_choice.choose(cands, comps, added, cal)
         cal.weights = cands[best]
-        check = {"synthetic_auc": round(aucs[best], 6), "synthetic_windows": int(len(next(iter(added.values()))))}
+        n = int(len(next(iter(added.values()))))
+        record["hearing_check"] = {"synthetic_auc": round(aucs[best], 6), "synthetic_windows": n}
         if len(cands) > 1:
-            check["weights_choice"] = {"candidates": cands, "synthetic_auc": [round(a, 6) for a in aucs], "chosen": best}
+            record["weights_choice"] = {"candidates": cands, "synthetic_auc": [round(a, 6) for a in aucs],
+                                        "chosen": best, "synthetic_windows": n}
             log.info("score weights: candidate %d of %d (synthetic-sound ROC-AUC %s)", best + 1, len(cands),
                      " / ".join(f"{a:.3f}" for a in aucs))
         weight_choice.report(aucs[best])
     cal.fit_threshold([cal.combine(c)[phase::phases] for c in comps_seq for phase in range(phases)])
-    if check is not None:  # recorded with the model (fit_threshold renews holdout)
-        choice = check.pop("weights_choice", None)
-        cal.holdout["hearing_check"] = check
-        if choice is not None:
-            cal.holdout["weights_choice"] = {**choice, "synthetic_windows": check["synthetic_windows"]}
+    cal.holdout.update(record)  # after fit_threshold, which renews holdout
     seqs = [[cal.combine(c)[phase::phases] for c, f in zip(comps_seq, fold_of) if f == i for phase in range(phases)]
             for i in range(len(scored))] if len(scored) > 1 and cfg.train.crossfit_threshold == "median" else []
     if seqs:  # crossfit, median rule: one threshold per fold (same standardisation), their median
