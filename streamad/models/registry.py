@@ -23,6 +23,7 @@ ENTRIES: dict[str, str] = {
     "frame_gmm": "frame_gmm:FrameGMM",
     "frame_fullgmm": "frame_fullgmm:FrameFullGMM",
     "frame_knn": "frame_knn:FrameKNN",
+    "frame_sfx": "frame_sfx:FrameSFX",
     "pca": "pca:PCADetector",
     "gmm": "mixture:GMMDetector",
     "kde": "kde:KDEDetector",

@@ -1,0 +1,129 @@
+"""``frame_sfx``: the audio default's frame mixtures plus what a pretrained sound-effects CNN hears.
+
+Every component of ``frame_fullgmm`` is a density of this scene's own log-mel frames, learned from
+a few minutes of it: in a café or a street an added sound moves a frame in directions the scene
+itself moves in all the time. A network trained on many thousand labelled sound effects
+(:mod:`streamad.models.sfx_net`, aiSFX's weights, not trained here) maps audio to features in which
+a bark, a knock or breaking glass differ from chatter and traffic even when they are quieter. This
+detector takes the raw windows (``input = "waveform"``), makes the pipeline's log-mel patches for the
+``frame_fullgmm`` part (same parameters, same components), and adds:
+
+* ``sfx_top``: the CNN's 512-d feature of each ~186 ms step of the window compared with a bank of
+  ``sfx_bank`` steps sampled from the normal training windows (cosine distance to the nearest);
+  the window's worst step. ``sfx``: the mean over its steps.
+
+Before the CNN every window is scaled by one gain fixed at training (0.5 / the largest absolute
+sample of the normal training audio), so a scene's level reaches the network as in training and
+the same gain applies to everything scored later. Costs: the CNN is about 1.7 GFLOP per 1 s
+window (about 60 windows/s on one CPU thread, 2.2x that with ``sfx_precision: bfloat16`` on a CPU
+with bf16 support; a GPU makes it cheap); the bank is ``sfx_bank`` x 512 floats in the model file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamad.config import ConfigError
+from streamad.models.base import Progress, check_layout, whole_param
+from streamad.models.frame_fullgmm import FrameFullGMM
+from streamad.models.frames import sample_rows
+
+SLICE = 64  # windows per CNN / front-end call
+
+
+class FrameSFX(FrameFullGMM):
+    name = "frame_sfx"
+    input = "waveform"
+    components = FrameFullGMM.components + ("sfx", "sfx_top")
+    defaults: dict[str, Any] = {**FrameFullGMM.defaults, "sfx_bank": 4000, "sfx_precision": "float32"}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        whole_param("sfx_bank", self.params["sfx_bank"], 1, "steps kept in the sound-effects feature bank, a whole number >= 1")
+        if self.params["sfx_precision"] not in ("float32", "bfloat16"):
+            raise ConfigError(f"model.params.sfx_precision: 'float32' or 'bfloat16', got {self.params['sfx_precision']!r}")
+        from streamad.models.sfx_net import require_weights
+
+        require_weights()  # one-line ConfigError now, not at the first window, when the weights are missing
+        self.frontend: Any = None
+        self._sfx: Any = None
+        self.sfx_bank: torch.Tensor | None = None
+        self.gain: torch.Tensor | None = None
+
+    def attach_frontend(self, frontend: Any) -> None:
+        """The pipeline's log-mel front end (AnomalyModel gives it): the patches of the mixtures."""
+        if getattr(frontend, "kind", None) != "audio":
+            raise ConfigError(f"model.detector: {self.name} scores audio windows; it needs kind: audio")
+        self.frontend = frontend
+        self._sfx = None
+
+    def _front(self) -> Any:
+        if self.frontend is None:  # used on its own (no AnomalyModel): the default audio front end
+            from streamad.config import AudioConfig
+            from streamad.windows.audio import LogMelFrontend
+
+            self.frontend = LogMelFrontend(AudioConfig())
+        return self.frontend
+
+    def _features(self) -> Any:
+        if self._sfx is None:
+            from streamad.models.sfx_net import SFXFeatures
+
+            self._sfx = SFXFeatures(self._front().sr, self.params["sfx_precision"]).to(self.device)
+        return self._sfx
+
+    def to(self, device: torch.device | str) -> "FrameSFX":
+        super().to(device)
+        if self._sfx is not None:
+            self._sfx.to(self.device)
+        return self
+
+    def _patches(self, X: torch.Tensor) -> torch.Tensor:
+        fe = self._front()
+        return torch.cat([fe.transform(X[i:i + SLICE, 0].to(self.device)).cpu() for i in range(0, len(X), SLICE)])
+
+    def _steps(self, X: torch.Tensor) -> torch.Tensor:
+        """(N, 1, samples) -> (N, steps, 512) unit-length CNN features of the gained windows."""
+        sfx, gain = self._features(), float(self.gain)
+        out = [sfx(X[i:i + SLICE, 0].to(self.device) * gain) for i in range(0, len(X), SLICE)]
+        f = torch.cat(out)
+        return f / f.norm(dim=2, keepdim=True).clamp_min(1e-9)
+
+    def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
+            checkpoint: Path | None = None) -> "FrameSFX":
+        X, lab = self.training_rows(X, y)
+        normal = X[lab == 0]
+        peak = float(normal.abs().max())
+        self.gain = torch.tensor(0.5 / peak if peak > 0 else 1.0)
+        self._fit_patches(self._patches(X), lab, seed)
+        with torch.no_grad():
+            rows = self._steps(normal).reshape(-1, 512)
+        pick = sample_rows(len(rows), self.params["sfx_bank"], seed)
+        self.sfx_bank = (rows[pick] if pick is not None else rows).contiguous().clone()
+        if progress:
+            progress(1, 1, {})
+        return self
+
+    @torch.no_grad()
+    def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
+        check_layout(X, self.name, self.input, self.patch_shape)
+        out = self._patch_components(self._patches(X))
+        f = self._steps(X)
+        bank = self.sfx_bank.to(f.device)
+        d = 1.0 - (f.reshape(-1, f.shape[2]) @ bank.T).max(dim=1).values.reshape(f.shape[:2])
+        out["sfx"] = d.mean(1).double().cpu().numpy()
+        out["sfx_top"] = d.max(1).values.double().cpu().numpy()
+        return out
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {**super().state(), "sfx.bank": self.sfx_bank.cpu().clone(), "sfx.gain": self.gain.clone()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_state(state)
+        bank = state["sfx.bank"].float()
+        if bank.dim() != 2 or bank.shape[1] != 512 or not len(bank):
+            raise ValueError(f"frame_sfx: sfx.bank must be a non-empty (n, 512) matrix, got {tuple(bank.shape)}")
+        self.sfx_bank, self.gain = bank.contiguous(), state["sfx.gain"].float()

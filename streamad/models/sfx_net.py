@@ -1,0 +1,158 @@
+"""A pretrained sound-effects CNN as a feature extractor (no training here, weights from PyPI).
+
+The network is the 9-layer CNN of the DCASE 2018 cross-task baseline (Kong et al., "DCASE 2018
+Challenge Surrey cross-task convolutional neural network baseline", 2018): four blocks of two
+3x3 convolutions with batch norm and ReLU (64, 128, 256, 512 channels), 2x2 max pooling after the
+first three. The weights are aiSFX's (Ma & Lerch, "Representation learning for the automatic
+indexing of sound effects libraries", ISMIR 2022; MIT licence), trained to classify many thousand
+labelled sound effects (glass, doors, impacts, alarms, animals, voices, vehicles, ...). They are
+read from the ``aisfx`` wheel on PyPI, installed without its dependencies
+(``pip install --no-deps aisfx==0.1.2``, done by ``make install``); none of aiSFX's code is
+imported. ``STREAMAD_SFX_WEIGHTS`` may name another copy of the same file. The file's SHA-256 is
+checked before it is read, and it is read with ``torch.load(weights_only=True)`` (allowing only
+the numpy scalar and dtype types its metadata holds).
+
+Input as the network was trained: audio resampled to 44.1 kHz, 96 mel bands (0-22.05 kHz, HTK,
+L1-normalised filters) of a 2048-sample STFT every 1024 samples (23 ms), log10(1e4 x + 1) / 9.458.
+Output: one 512-d vector per time step of 8 frames (186 ms): the last block's feature maps
+averaged over frequency. The frequency mean and the unpooled steps are what the detector uses.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from streamad.config import ConfigError
+
+SR = 44100
+N_FFT, HOP, N_MELS = 2048, 1024, 96
+LOG_SCALE = 9.457798957824707  # aiSFX's normalisation of log10(1e4 x + 1)
+STEP = 8  # frames per output step (three 2x poolings in time)
+SHA256 = "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7eb5"  # aisfx 0.1.2 models/checkpoint.pth
+INSTALL = "pip install --no-deps aisfx==0.1.2 (MIT; `make install` does it), or set STREAMAD_SFX_WEIGHTS"
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn2 = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor, pool: bool) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return F.max_pool2d(x, 2) if pool else x
+
+
+class SFXNet(nn.Module):
+    """(N, frames, 96) normalised log-mel -> (N, frames // 8, 512) step features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_block1, self.conv_block2 = _Block(1, 64), _Block(64, 128)
+        self.conv_block3, self.conv_block4 = _Block(128, 256), _Block(256, 512)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        x = spec.unsqueeze(1)
+        for b in (self.conv_block1, self.conv_block2, self.conv_block3):
+            x = b(x, True)
+        x = self.conv_block4(x, False)
+        return x.mean(dim=3).transpose(1, 2)
+
+
+def weights_path() -> Path:
+    env = os.environ.get("STREAMAD_SFX_WEIGHTS")
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("aisfx")  # locates the package; imports none of its code
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the pretrained sound-effects CNN needs aiSFX's weights, which are not installed: {INSTALL}")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "checkpoint.pth"
+
+
+def require_weights() -> Path:
+    """The weights file's path; a one-line ConfigError when there is none."""
+    path = weights_path()
+    if not path.is_file():
+        raise ConfigError(f"aiSFX weights: no file {path} ({INSTALL})")
+    return path
+
+
+def load_state(path: Path | None = None) -> dict[str, torch.Tensor]:
+    """The CNN's weights (embedding part) from aiSFX's checkpoint, checked and loaded safely."""
+    path = Path(path) if path else require_weights()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SHA256:
+        raise ConfigError(f"aiSFX weights: {path} has SHA-256 {digest[:16]}…, not the aisfx 0.1.2 file ({SHA256[:16]}…)")
+    from numpy._core.multiarray import scalar  # the checkpoint's class counts are numpy integers
+
+    allowed = [(scalar, "numpy.core.multiarray.scalar"), np.dtype,
+               *(type(np.dtype(t)) for t in ("int64", "int32", "float64", "float32"))]
+    with torch.serialization.safe_globals(allowed):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    weights = blob[0] if isinstance(blob, (tuple, list)) else blob
+    pre = "embedding_net."
+    return {k[len(pre):]: v for k, v in weights.items() if k.startswith(pre)}
+
+
+_CACHE: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def pretrained() -> SFXNet:
+    """A fresh SFXNet in eval mode with the pretrained weights (the file is read once per process)."""
+    key = str(weights_path())
+    if key not in _CACHE:
+        _CACHE[key] = load_state()
+    net = SFXNet()
+    net.load_state_dict(_CACHE[key])
+    return net.eval().requires_grad_(False)
+
+
+class SFXFeatures:
+    """Raw windows at ``sr`` -> (N, steps, 512) features of the pretrained CNN, on any device."""
+
+    def __init__(self, sr: int, precision: str = "float32"):
+        import librosa
+
+        if precision not in ("float32", "bfloat16"):
+            raise ConfigError(f"model.params.sfx_precision: 'float32' or 'bfloat16', got {precision!r}")
+        self.sr, self.precision = int(sr), precision
+        self.net = pretrained()
+        mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0, fmax=SR / 2, htk=True, norm=1.0)
+        self.mel = torch.from_numpy(mel.astype(np.float32))
+        self.window = torch.hann_window(N_FFT)
+
+    def to(self, device: torch.device) -> "SFXFeatures":
+        self.net.to(device)
+        self.mel, self.window = self.mel.to(device), self.window.to(device)
+        return self
+
+    def spectrogram(self, waves: torch.Tensor) -> torch.Tensor:
+        """(N, samples) at ``sr`` -> (N, frames, 96) the network's input (at least one step of frames)."""
+        n = waves.shape[1]
+        m = int(round(n * SR / self.sr))
+        # band-limited resampling of each window to 44.1 kHz (FFT zero-padding)
+        y = torch.fft.irfft(torch.fft.rfft(waves.float(), dim=1), n=m, dim=1) * (m / n)
+        spec = torch.stft(y, N_FFT, hop_length=HOP, window=self.window, center=True, pad_mode="constant",
+                          return_complex=True)
+        p = torch.matmul(self.mel, spec.real.square() + spec.imag.square())
+        s = (torch.log10(p * 1e4 + 1.0) / LOG_SCALE).transpose(1, 2)
+        t = max(STEP, s.shape[1] // STEP * STEP)
+        return F.pad(s, (0, 0, 0, max(0, t - s.shape[1])))[:, :t]
+
+    @torch.no_grad()
+    def __call__(self, waves: torch.Tensor) -> torch.Tensor:
+        spec = self.spectrogram(waves)
+        if self.precision == "bfloat16":
+            with torch.autocast(spec.device.type, dtype=torch.bfloat16):
+                return self.net(spec).float()
+        return self.net(spec).float()

@@ -1,0 +1,76 @@
+"""frame_sfx: frame_fullgmm plus the features of a pretrained sound-effects CNN (aiSFX's weights)."""
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from streamad.config import ConfigError, from_dict
+from streamad.evaluation.mixing import mix_event, trim_event
+from streamad.io.files import list_audio, load_audio
+from streamad.model import AnomalyModel
+from streamad.models import sfx_net
+from streamad.models.registry import create
+from streamad.train import Recording, train_model
+
+
+def test_sfx_weights_are_the_pinned_file_read_safely_and_missing_or_altered_ones_are_one_line_errors(tmp_path, monkeypatch):
+    real = sfx_net.require_weights()
+    assert hashlib.sha256(real.read_bytes()).hexdigest() == sfx_net.SHA256
+    state = sfx_net.load_state()
+    assert tuple(state["conv_block1.conv1.weight"].shape) == (64, 1, 3, 3)
+    assert tuple(state["conv_block4.conv2.weight"].shape) == (512, 512, 3, 3)
+    assert tuple(sfx_net.pretrained()(torch.zeros(2, 16, 96)).shape) == (2, 2, 512)  # 16 frames: 2 steps
+    monkeypatch.setenv("STREAMAD_SFX_WEIGHTS", str(tmp_path / "none.pth"))
+    for call in (sfx_net.load_state, lambda: create("frame_sfx")):
+        with pytest.raises(ConfigError, match=r"^aiSFX weights: no file .*pip install --no-deps aisfx==0\.1\.2") as e:
+            call()
+        assert "\n" not in str(e.value)
+    altered = bytearray(real.read_bytes())
+    altered[len(altered) // 2] ^= 1
+    (tmp_path / "altered.pth").write_bytes(bytes(altered))
+    monkeypatch.setenv("STREAMAD_SFX_WEIGHTS", str(tmp_path / "altered.pth"))
+    with pytest.raises(ConfigError, match=r"^aiSFX weights: .*altered\.pth has SHA-256 .*not the aisfx 0\.1\.2 file"):
+        sfx_net.load_state()
+    monkeypatch.delenv("STREAMAD_SFX_WEIGHTS")
+    monkeypatch.setattr(sfx_net.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"^the pretrained sound-effects CNN needs aiSFX's weights, which are not installed"):
+        create("frame_sfx")
+    for bad in ({"sfx_bank": 0}, {"sfx_bank": 2.5}, {"sfx_precision": "float16"}):
+        with pytest.raises(ConfigError, match=r"^model\.params\.sfx_"):
+            create("frame_sfx", bad)
+
+
+def test_frame_sfx_keeps_frame_fullgmm_exactly_and_its_cnn_hears_real_breaking_glass(tmp_path, ambient_files, data_dir):
+    """Trained through the pipeline on real audio: the frame_fullgmm components are frame_fullgmm's
+    own (same patches, same seed), sfx / sfx_top are added, the model file round trips. Breaking
+    glass (a real recording) mixed at 0 dB into real audio the model never heard: its windows' sfx_top
+    is above every window of the same audio without it."""
+    sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[30:32]])
+    params = {"k": 2, "diag_k": 4, "local_k": 4, "floor": 0.01}
+
+    def cfg(detector, extra, weights):
+        return from_dict({"model": {"detector": detector, "params": {**params, **extra}, "score_weights": weights},
+                          "train": {"calibration": "crossfit", "threads": 1, "hearing_check": False}})
+
+    w = {"nll": 1, "nll_top": 1, "nll_diag": 1, "nll_local_top": 1}
+    sfx = train_model(cfg("frame_sfx", {"sfx_bank": 300}, {**w, "sfx_top": 4}), [Recording("place", sig)], tmp_path / "m",
+                      show_progress=False)
+    ref = train_model(cfg("frame_fullgmm", {}, w), [Recording("place", sig)], None, show_progress=False)
+    W = np.stack([sig[i:i + 16000] for i in range(0, len(sig) - 16000, 8000)])
+    cs, cr = sfx.components(W), ref.components(W)
+    assert set(cs) - set(cr) == {"sfx", "sfx_top"}
+    for k in cr:
+        np.testing.assert_allclose(cs[k], cr[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    assert tuple(sfx.detector.sfx_bank.shape) == (300, 512)  # sampled from many more training steps
+    loaded = AnomalyModel.load(tmp_path / "m", "cpu")
+    np.testing.assert_allclose(loaded.score(W)[0], sfx.score(W)[0], rtol=1e-5, atol=1e-6)
+
+    bg = load_audio(ambient_files[40], 16000)[:8 * 16000]
+    glass = trim_event(load_audio(sorted(list_audio(data_dir / "audio" / "glass-sfx"))[0], 16000), 16000, 1.0)
+    mixed = mix_event(bg, glass, 4 * 16000, 0.0)
+    starts = range(0, len(bg) - 16000 + 1, 4000)
+    hit = [s for s in starts if s < 4 * 16000 + len(glass) - 1600 and s + 16000 > 4 * 16000 + 1600]
+    normal = sfx.components(np.stack([bg[s:s + 16000] for s in starts]))["sfx_top"]
+    event = sfx.components(np.stack([mixed[s:s + 16000] for s in hit]))["sfx_top"]
+    assert event.max() > normal.max(), (event, normal.max())
