@@ -85,13 +85,6 @@ class FrameSFX(FrameFullGMM):
         fe = self._front()
         return torch.cat([fe.transform(X[i:i + SLICE, 0].to(self.device)).cpu() for i in range(0, len(X), SLICE)])
 
-    def _steps(self, X: torch.Tensor) -> torch.Tensor:
-        """(N, 1, samples) -> (N, steps, 512) unit-length CNN features of the gained windows."""
-        sfx, gain = self._features(), float(self.gain)
-        out = [sfx(X[i:i + SLICE, 0].to(self.device) * gain) for i in range(0, len(X), SLICE)]
-        f = torch.cat(out)
-        return f / f.norm(dim=2, keepdim=True).clamp_min(1e-9)
-
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameSFX":
         X, lab = self.training_rows(X, y)
@@ -106,6 +99,13 @@ class FrameSFX(FrameFullGMM):
         if progress:
             progress(1, 1, {})
         return self
+
+    def _steps(self, X: torch.Tensor) -> torch.Tensor:
+        """(N, 1, samples) -> (N, steps, 512) unit-length CNN features of the gained windows."""
+        sfx, gain = self._features(), float(self.gain)
+        out = [sfx(X[i:i + SLICE, 0].to(self.device) * gain) for i in range(0, len(X), SLICE)]
+        f = torch.cat(out)
+        return f / f.norm(dim=2, keepdim=True).clamp_min(1e-9)
 
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
