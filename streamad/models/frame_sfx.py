@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamad.config import ConfigError
 from streamad.models.base import Progress, check_layout, whole_param
 from streamad.models.frame_fullgmm import FrameFullGMM
 from streamad.models.frames import sample_rows
@@ -43,10 +42,9 @@ class FrameSFX(FrameFullGMM):
     def __init__(self, **params: Any):
         super().__init__(**params)
         whole_param("sfx_bank", self.params["sfx_bank"], 1, "steps kept in the sound-effects feature bank, a whole number >= 1")
-        if self.params["sfx_precision"] not in ("float32", "bfloat16"):
-            raise ConfigError(f"model.params.sfx_precision: 'float32' or 'bfloat16', got {self.params['sfx_precision']!r}")
-        from streamad.models.sfx_net import require_weights
+        from streamad.models.sfx_net import check_precision, require_weights
 
+        check_precision(self.params["sfx_precision"])
         require_weights()  # one-line ConfigError now, not at the first window, when the weights are missing
         self.frontend: Any = None
         self._sfx: Any = None
@@ -54,9 +52,8 @@ class FrameSFX(FrameFullGMM):
         self.gain: torch.Tensor | None = None
 
     def attach_frontend(self, frontend: Any) -> None:
-        """The pipeline's log-mel front end (AnomalyModel gives it): the patches of the mixtures."""
-        if getattr(frontend, "kind", None) != "audio":
-            raise ConfigError(f"model.detector: {self.name} scores audio windows; it needs kind: audio")
+        """The pipeline's log-mel front end (AnomalyModel gives it): the patches of the mixtures. (A
+        non-audio pipeline is refused where every waveform detector is: AnomalyModel's input switch.)"""
         self.frontend = frontend
         self._sfx = None
 
@@ -79,6 +76,8 @@ class FrameSFX(FrameFullGMM):
         super().to(device)
         if self._sfx is not None:
             self._sfx.to(self.device)
+        if self.sfx_bank is not None:  # beside the CNN's features: no copy per scored batch
+            self.sfx_bank = self.sfx_bank.to(self.device)
         return self
 
     def _patches(self, X: torch.Tensor) -> torch.Tensor:
@@ -95,7 +94,7 @@ class FrameSFX(FrameFullGMM):
         with torch.no_grad():
             rows = self._steps(normal).reshape(-1, 512)
         pick = sample_rows(len(rows), self.params["sfx_bank"], seed)
-        self.sfx_bank = (rows[pick] if pick is not None else rows).contiguous().clone()
+        self.sfx_bank = (rows[pick] if pick is not None else rows).contiguous().clone()  # on self.device
         if progress:
             progress(1, 1, {})
         return self
@@ -112,8 +111,7 @@ class FrameSFX(FrameFullGMM):
         check_layout(X, self.name, self.input, self.patch_shape)
         out = self._patch_components(self._patches(X))
         f = self._steps(X)
-        bank = self.sfx_bank.to(f.device)
-        d = 1.0 - (f.reshape(-1, f.shape[2]) @ bank.T).max(dim=1).values.reshape(f.shape[:2])
+        d = 1.0 - (f.reshape(-1, f.shape[2]) @ self.sfx_bank.T).max(dim=1).values.reshape(f.shape[:2])
         out["sfx"] = d.mean(1).double().cpu().numpy()
         out["sfx_top"] = d.max(1).values.double().cpu().numpy()
         return out
@@ -126,4 +124,4 @@ class FrameSFX(FrameFullGMM):
         bank = state["sfx.bank"].float()
         if bank.dim() != 2 or bank.shape[1] != 512 or not len(bank):
             raise ValueError(f"frame_sfx: sfx.bank must be a non-empty (n, 512) matrix, got {tuple(bank.shape)}")
-        self.sfx_bank, self.gain = bank.contiguous(), state["sfx.gain"].float()
+        self.sfx_bank, self.gain = bank.contiguous().to(self.device), state["sfx.gain"].float()

@@ -37,6 +37,14 @@ LOG_SCALE = 9.457798957824707  # aiSFX's normalisation of log10(1e4 x + 1)
 STEP = 8  # frames per output step (three 2x poolings in time)
 SHA256 = "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7eb5"  # aisfx 0.1.2 models/checkpoint.pth
 INSTALL = "pip install --no-deps aisfx==0.1.2 (MIT; `make install` does it), or set STREAMAD_SFX_WEIGHTS"
+PRECISIONS = ("float32", "bfloat16")
+
+
+def check_precision(precision: str) -> str:
+    """``model.params.sfx_precision`` as given; a one-line ConfigError for anything else."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"model.params.sfx_precision: 'float32' or 'bfloat16', got {precision!r}")
+    return precision
 
 
 class _Block(nn.Module):
@@ -109,11 +117,11 @@ _CACHE: dict[str, dict[str, torch.Tensor]] = {}
 
 def pretrained() -> SFXNet:
     """A fresh SFXNet in eval mode with the pretrained weights (the file is read once per process)."""
-    key = str(weights_path())
-    if key not in _CACHE:
-        _CACHE[key] = load_state()
+    path = require_weights()
+    if str(path) not in _CACHE:
+        _CACHE[str(path)] = load_state(path)
     net = SFXNet()
-    net.load_state_dict(_CACHE[key])
+    net.load_state_dict(_CACHE[str(path)])
     return net.eval().requires_grad_(False)
 
 
@@ -123,9 +131,7 @@ class SFXFeatures:
     def __init__(self, sr: int, precision: str = "float32"):
         import librosa
 
-        if precision not in ("float32", "bfloat16"):
-            raise ConfigError(f"model.params.sfx_precision: 'float32' or 'bfloat16', got {precision!r}")
-        self.sr, self.precision = int(sr), precision
+        self.sr, self.precision = int(sr), check_precision(precision)
         self.net = pretrained()
         mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0, fmax=SR / 2, htk=True, norm=1.0)
         self.mel = torch.from_numpy(mel.astype(np.float32))
