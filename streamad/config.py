@@ -49,6 +49,12 @@ class KafkaConfig:
 class AudioConfig:
     sample_rate: int = 16000  # chunks must arrive at this rate (streamad replay resamples files)
     window_s: float = 1.0  # seconds per window (one patch)
+    # Seconds of the stream just before each window handed to the model with it, for detectors that
+    # hear context (frame_sfx: its CNN sees ~1.4 s; declared by the detector's ``uses_context``); the
+    # log-mel patches and every other detector see the window alone, and a window's time, labels and
+    # alerts stay its own window_s. A stream's first window (and the first after a gap) stands for the
+    # span after one context_s of audio, so every window is scored with its full context. 0 = none.
+    context_s: float = 0.0
     hop_s: float = 0.5  # seconds between window starts (on an absolute grid)
     n_fft: int = 1024  # STFT size
     n_mels: int = 32  # mel bands (patch rows)
@@ -145,6 +151,10 @@ class TrainConfig:
     # in the normal data (a looped recording, a cut between recordings), not only its continuous stretches. Those
     # windows only put a floor under the threshold (never lower it; not part of the rate estimate).
     seam_windows: bool = False
+    # Joins per held-back stretch with seam_windows: 1 = its end to its own start; J > 1 = also J - 1
+    # joins of the stretch cut at a random point and spliced to another random point of it. A new seam
+    # scores above the largest of J exchangeable joins with probability at most 1 / (J + 1).
+    seam_joins: int = 1
     # Audio: score the held-back windows with one generic synthetic sound each too, and record (and print,
     # and warn below 0.85) how well the model tells them from the plain ones: how well it can hear events
     # in this place (streamad/weight_choice.py). Costs scoring up to 4096 more windows at training
@@ -247,13 +257,13 @@ _POSITIVE = {
     "audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.n_fft", "audio.n_mels",
     "audio.frames", "series.rate_hz", "series.window", "series.hop", "kafka.partitions",
     "kafka.max_poll_records", "worker.max_batch", "alerts.target_false_alerts_per_hour",
-    "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "train.crossfit_blocks", "alerts.evidence_max_s",
+    "alerts.min_windows", "alerts.of_windows", "train.crossfit_folds", "train.crossfit_blocks", "train.seam_joins", "alerts.evidence_max_s",
     "alerts.drift_halflife_s", "metrics.ready_max_lag", "metrics.stuck_after_s",
     "kafka.poll_timeout_ms", "audio.resend_horizon_s", "worker.idle_stream_s", "worker.max_hold_s",
     "worker.max_streams", "worker.max_record_bytes", "worker.queue_windows", "worker.latency_budget_s",
 }
 _NON_NEGATIVE = {
-    "audio.gap_tolerance_s", "series.late_tolerance_s", "series.max_gap", "alerts.cooldown_s",
+    "audio.gap_tolerance_s", "audio.context_s", "series.late_tolerance_s", "series.max_gap", "alerts.cooldown_s",
     "kafka.embedded_restarts", "kafka.embedded_port", "worker.threads", "train.threads",
 }
 _OPTIONAL_POSITIVE = {"kafka.session_timeout_ms", "kafka.heartbeat_interval_ms", "kafka.broker_timeout_s"}
@@ -361,6 +371,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"audio.hop_s: must be <= audio.window_s ({a.window_s}), got {a.hop_s}")
     if a.n_fft > a.window_s * a.sample_rate:
         raise ConfigError(f"audio.n_fft: must fit in one window ({int(a.window_s * a.sample_rate)} samples)")
+    if a.context_s > 10:
+        raise ConfigError(f"audio.context_s: must be at most 10 seconds, got {a.context_s}")
     if a.fmax is not None and not 0 < a.fmax <= a.sample_rate / 2:
         raise ConfigError(f"audio.fmax: must be in (0, sample_rate/2], got {a.fmax}")
     lf = cfg.series.lag_fraction
@@ -368,6 +380,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"series.lag_fraction: must be in [0, 1), got {lf}")
     if cfg.series.hop > cfg.series.window:
         raise ConfigError("series.hop: must be <= series.window")
+    if cfg.train.seam_joins > 256:
+        raise ConfigError(f"train.seam_joins: must be at most 256, got {cfg.train.seam_joins}")
     if cfg.alerts.min_windows > cfg.alerts.of_windows:
         raise ConfigError("alerts.min_windows: must be <= alerts.of_windows")
     for key in ("alerts.evidence_pre_s", "alerts.evidence_post_s", "alerts.adapt_warmup_s", "alerts.adapt_max_offset"):

@@ -114,6 +114,8 @@ class AnomalyModel:
         intermediate spectra of a slice stay in the cache (3x less time per window than at 256)."""
         if self._waveform():
             x = self._to_device(raw)
+            if self.frontend.lead and not self.detector.uses_context:  # the window alone, without its context
+                x = x[..., self.frontend.lead:]
             return x.reshape(len(x), 1, -1)
         if self.device.type == "cuda" or len(raw) <= FRONTEND_SLICE:
             return self.frontend.transform(self._to_device(raw))

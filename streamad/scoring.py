@@ -21,9 +21,9 @@ class RecordingScores:
 
     def times(self, model: AnomalyModel) -> tuple[np.ndarray, np.ndarray]:
         """(start, end) of each window in seconds from the start of the recording, as the
-        daemon's windows have them (``Kind.end_offset``)."""
+        daemon's windows have them (after the window's context, ``lead``; ``Kind.end_offset``)."""
         fe = model.frontend
-        return self.starts / fe.rate, (self.starts + kind_of(model.cfg).end_offset(fe)) / fe.rate
+        return (self.starts + fe.lead) / fe.rate, (self.starts + kind_of(model.cfg).end_offset(fe)) / fe.rate
 
 
 def score_recording(model: AnomalyModel, signal: np.ndarray, starts: np.ndarray | None = None,

@@ -11,7 +11,8 @@ Calibration data never reaches the detector it calibrates. Two ways (``train.cal
   Costs K + 1 trainings.
 
 With ``train.seam_windows`` each held-back stretch (block) is also scored looped on itself, the
-windows across the join of its end to its start: the click or level jump of a seam. They only put
+windows across the join of its end to its start: the click or level jump of a seam (and, with
+``train.seam_joins`` J > 1, across J - 1 more joins of a random point of it to another). They only put
 a floor under the threshold (it ends above the largest of them), never lower it, and stay out of
 the standardisation and the alert-rate estimate.
 
@@ -39,7 +40,7 @@ from streamad.config import Config, ConfigError
 from streamad.kinds import DataError, Recording, kind_of
 from streamad.model import AnomalyModel, resolve_device
 from streamad.models.base import Detector
-from streamad.models.registry import create
+from streamad.models.registry import DETECTORS, create
 from streamad.progress import bar, loss_callback
 from streamad.windows.lazy import AugmentedWindows, FramedWindows
 from streamad.windows.synthetic import SyntheticWindows
@@ -212,12 +213,19 @@ def _synthetic(cfg: Config, detector: Detector, windows: Any, rate: float) -> Sy
     return SyntheticWindows(windows, max(1, min(MAX_SYNTHETIC, int(round(per * len(windows))))), rate, cfg.train.seed)
 
 
-def _seam_windows(sig: np.ndarray, win: int, hop: int) -> np.ndarray:
-    """The windows across the join of ``sig``'s end to its start (``sig`` looped once), at ``hop``."""
-    if len(sig) < win + hop:
+def _seam_windows(sig: np.ndarray, win: int, hop: int, joins: int = 1, seed: int = 0) -> np.ndarray:
+    """The windows across the join of ``sig``'s end to its start (``sig`` looped once), at ``hop``;
+    with ``joins`` > 1 also across joins of ``sig`` cut at a random point to a random point of it."""
+    if len(sig) < win + hop or hop >= win:
         return sig[:0]
-    joined = np.concatenate([sig[-win:], sig[:win]])
-    return np.stack([joined[s:s + win] for s in range(hop, win, hop)]) if hop < win else sig[:0]
+    rng = np.random.default_rng([seed, len(sig), 0x5EA])
+    cuts = [(len(sig), 0)] + [(int(rng.integers(win, len(sig) + 1)), int(rng.integers(0, len(sig) - win + 1)))
+                              for _ in range(joins - 1)]
+    out = []
+    for end, start in cuts:
+        joined = np.concatenate([sig[end - win:end], sig[start:start + win]])
+        out += [joined[s:s + win] for s in range(hop, win, hop)]
+    return np.stack(out)
 
 
 def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], list[np.ndarray]]],
@@ -295,6 +303,9 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     kind.prepare(cfg, recordings, probe)
     probe = _fit_window(cfg, kind, recordings, probe)
     win, hop, train_hop = probe.window, probe.hop, probe.train_hop(cfg)
+    if probe.lead and cfg.model.detector in DETECTORS and not DETECTORS[cfg.model.detector].uses_context:
+        log.warning("audio.context_s: detector %s does not use the context before a window; it only delays "
+                    "each stream's first window by %g s", cfg.model.detector, cfg.audio.context_s)
     mode, k = _plan(cfg, recordings, win, hop, train_hop)
     cal_hop, phases = _calibration_hops(hop, train_hop)
     out_p = Path(out) if out else None
@@ -313,7 +324,8 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         train_sig, hold_sig = [r.signal for r in recordings], [s for f in folds for s in f]
         model = _fit(cfg, train_sig, dev, train_hop, out_p, show_progress, labelled=labelled)
     # the joins: each held-back stretch looped on itself (train.seam_windows), else none
-    scored = [(m, hold, [w for w in (_seam_windows(s, win, cal_hop) for s in sigs) if len(w)]
+    scored = [(m, hold, [w for w in (_seam_windows(s, win, cal_hop, cfg.train.seam_joins, cfg.train.seed)
+                                     for s in sigs) if len(w)]
                if cfg.train.seam_windows else []) for m, hold, sigs in scored]
     if sum(len(h) for _, hold, _ in scored for h in hold) < 2:
         raise DataError("fewer than 2 held-back normal windows for calibration; give more normal data")

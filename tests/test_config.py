@@ -35,6 +35,8 @@ def test_repo_configs_load():
     ({"alerts": {"min_windows": 3, "of_windows": 2}}, "alerts.min_windows"),
     ({"model": {"params": []}}, "model.params"),
     ({"audio": {"window_s": -1}}, "audio."),
+    ({"audio": {"context_s": -0.5}}, "audio.context_s"),
+    ({"audio": {"context_s": 30}}, "audio.context_s"),
     ({"metrics": {"port": 70000}}, "metrics.port"),
     ({"metrics": {"port": -1}}, "metrics.port"),
     ({"metrics": {"port": "9765"}}, "metrics.port"),

@@ -74,3 +74,41 @@ def test_frame_sfx_keeps_frame_fullgmm_exactly_and_its_cnn_hears_real_breaking_g
     normal = sfx.components(np.stack([bg[s:s + 16000] for s in starts]))["sfx_top"]
     event = sfx.components(np.stack([mixed[s:s + 16000] for s in hit]))["sfx_top"]
     assert event.max() > normal.max(), (event, normal.max())
+
+
+def test_frame_sfx_hears_the_context_before_each_window_and_the_daemon_cuts_what_offline_scoring_does(tmp_path, ambient_files):
+    """audio.context_s 0.5: the CNN hears the half-second before each window (changing only that
+    audio changes sfx / sfx_top, never the log-mel components); only the window's own steps are
+    scored; a stream pushed through the daemon's buffer gives the windows (times, scores) that
+    offline scoring of the same recording gives."""
+    from streamad.scoring import score_recording
+    from streamad.windows.audio_buffer import AudioStreamBuffer
+
+    sig = np.concatenate([load_audio(f, 16000)[: 20 * 16000] for f in ambient_files[30:32]])
+    cfg = from_dict({"audio": {"context_s": 0.5},
+                     "model": {"detector": "frame_sfx", "params": {"k": 2, "diag_k": 4, "local_k": 4, "sfx_bank": 300},
+                               "score_weights": {"nll": 1, "sfx_top": 4}},
+                     "train": {"calibration": "crossfit", "threads": 1, "hearing_check": False}})
+    m = train_model(cfg, [Recording("place", sig)], tmp_path / "m", show_progress=False)
+    fe = m.frontend
+    assert (fe.lead, fe.window) == (8000, 24000)
+    loaded = AnomalyModel.load(tmp_path / "m", "cpu")  # the context comes back with the model
+    assert (loaded.frontend.lead, loaded.frontend.window) == (8000, 24000)
+    rec = load_audio(ambient_files[40], 16000)[: 12 * 16000]
+    r = score_recording(m, rec)
+    W = np.stack([rec[s:s + fe.window] for s in r.starts])
+    other = W.copy()
+    other[:, :fe.lead] = np.random.default_rng(0).normal(0, 0.2, (len(W), fe.lead))  # loud noise as context
+    a, b = m.components(W), m.components(other)
+    for k in ("nll", "nll_top", "nll_diag", "nll_local_top"):
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert np.all(b["sfx_top"] > a["sfx_top"])  # the steps next to the noise hear it
+    assert m.detector._steps(torch.from_numpy(W[:2, None])).shape[1] == 5  # the steps of 1 s alone
+
+    buf = AudioStreamBuffer("mic", 16000, fe.window, fe.hop, 800, None, fe.lead)
+    wins = [w for i in range(0, len(rec), 1600) for w in buf.push(rec[i:i + 1600], i / 16000)]
+    st, en = r.times(m)
+    assert [(w.start, w.end) for w in wins] == list(zip(st.tolist(), en.tolist()))
+    assert st[0] == 0.5 and en[0] - st[0] == 1.0
+    np.testing.assert_array_equal(m.score(np.stack([w.data for w in wins]))[0], r.scores)
+    np.testing.assert_allclose(loaded.score(W)[0], r.scores, rtol=1e-5, atol=1e-6)

@@ -67,3 +67,27 @@ def test_level_norm_takes_each_window_relative_to_its_own_level():
     # the std is learned on the level-relative windows: level_norm patches of the training data are standardised
     P = fes[True].transform(torch.from_numpy(W))
     assert abs(float(P.std()) - 1.0) < 0.2
+
+
+def test_context_reaches_only_the_detectors_that_use_it(ambient_files):
+    """audio.context_s: a window's samples begin with its context; the log-mel patches, and a
+    waveform detector that does not declare ``uses_context``, see the window alone, exactly as
+    without context."""
+    from streamad.io.files import load_audio
+    from streamad.model import AnomalyModel
+    from streamad.models.registry import create
+
+    plain, ctx = LogMelFrontend(AudioConfig()), LogMelFrontend(AudioConfig(context_s=0.25))
+    assert (ctx.lead, ctx.window, ctx.hop_length) == (4000, plain.window + 4000, plain.hop_length)
+    x = load_audio(ambient_files[0], 16000)[: 3 * 16000]
+    W = frame_windows(x, ctx.window, ctx.hop)
+    alone = np.ascontiguousarray(W[:, ctx.lead:])
+    plain.fit(alone)
+    ctx.fit(W)
+    torch.testing.assert_close(ctx.transform(torch.from_numpy(W)), plain.transform(torch.from_numpy(alone)))
+    from streamad.config import Config
+
+    net = create("wavenet")
+    assert not net.uses_context
+    m = AnomalyModel(Config(), ctx, net)
+    torch.testing.assert_close(m.patches(W), torch.from_numpy(alone)[:, None])

@@ -143,6 +143,33 @@ def test_seam_windows_put_the_join_of_the_held_back_audio_under_the_threshold():
     assert "seam_windows" not in plain.calibration.holdout
 
 
+def test_seam_joins_calibrate_on_many_joins_of_the_held_back_audio():
+    """train.seam_joins J: the held-back stretch's end-to-start join plus J - 1 joins of a random
+    point of it to another (reproducible from the seed); every one of them ends under the threshold,
+    which is at least the one-join threshold (the first join is the same)."""
+    from streamad.benchmarks.scenes_run import merge, shipped
+    from streamad.train import _seam_windows, split_recordings
+
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 12) / 16000
+    sig = ((0.2 + 0.1 * np.sin(2 * np.pi * 0.3 * t)) * np.sin(2 * np.pi * 311.1 * t)
+           + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+    models = {}
+    for joins in (1, 12):
+        cfg = from_dict(merge(shipped(), {"train": {"calibration": "holdout", "seam_windows": True, "seam_joins": joins,
+                                                    "threads": 1}}))
+        models[joins] = train_model(cfg, [Recording("tone", sig)], None, show_progress=False)
+    win, cal_hop = models[1].frontend.window, 2000
+    _, (held,) = split_recordings([Recording("tone", sig)], 0.2, win, win + cal_hop)
+    one, many = _seam_windows(held, win, cal_hop), _seam_windows(held, win, cal_hop, 12)
+    assert many.shape == (12 * 7,) + one.shape[1:] and np.array_equal(many[:7], one)
+    assert np.array_equal(many, _seam_windows(held, win, cal_hop, 12)) and not np.array_equal(many[7:14], one)
+    assert models[12].calibration.holdout["seam_windows"] == 12 * 7
+    assert models[12].threshold >= models[1].threshold
+    assert models[12].score(many)[0].max() < models[12].threshold
+    assert models[1].score(many)[0].max() > models[1].threshold  # one join did not cover the others
+
+
 def test_crossfit_blocks_deal_interleaved_blocks_to_the_folds():
     """train.crossfit_blocks: K x m contiguous blocks dealt to the folds in turn, every sample in
     exactly one fold; m = 1 is K contiguous blocks; a recording too short for m blocks of two

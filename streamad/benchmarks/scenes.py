@@ -160,8 +160,8 @@ def score_looped(model, sig: np.ndarray, seconds: float, chunk: int = 256) -> np
 
 def _alerts(model, scores: np.ndarray):
     fe = model.frontend
-    st = np.arange(len(scores)) * fe.hop / SR
-    en = st + fe.window / SR
+    grid = np.arange(len(scores)) * fe.hop  # where each window's samples begin; its span begins after the context
+    st, en = (grid + fe.lead) / SR, (grid + fe.window) / SR
     d = AlertRule.for_model(model).decide(scores, st, en)
     return st, en, d.trig, d.opens
 
@@ -176,8 +176,8 @@ def evaluate_scene(model, scene: Scene, events: list, loop_s: float, ebrs=EBRS) 
         pos, tp, fp, fn, ev_max = [], 0, 0, 0, []
         for sig, ivs in mixes(scene, events, ebr):
             s = score_at(model, sig, fine)
-            st = np.arange(len(s)) * fine / SR
-            lab = window_labels(st, st + fe.window / SR, ivs)
+            st = (np.arange(len(s)) * fine + fe.lead) / SR
+            lab = window_labels(st, st + (fe.window - fe.lead) / SR, ivs)
             pos.append(s[lab == 1])
             a_st, a_en, trig, _ = _alerts(model, s[::div])
             e = metrics.event_prf(a_st, a_en, trig, ivs)

@@ -104,7 +104,7 @@ def eval_audio(model_dir: str | Path | None, normal: str | Path, events: str | P
     for key, name in (("mean_auc", "auc"), ("mean_pauc", "pauc"), ("mean_f1", "f1")):
         res[key] = float(np.mean([v[name] for v in res["per_ebr"].values()]))
     res["pure_normal"] = false_alerts(model, backgrounds)
-    res["window_s"] = model.frontend.window / model.frontend.sr
+    res["window_s"] = (model.frontend.window - model.frontend.lead) / model.frontend.sr
     if out:
         out = Path(out)
         res["roc_png"] = metrics.plot_roc(curves, out / "roc.png", f"{model.name} {model.version}")

@@ -34,7 +34,7 @@ class AudioKind(Kind):
         fe = model.frontend
         tol = int(round(cfg.audio.gap_tolerance_s * fe.sr))
         return AudioStreamBuffer(stream_id, fe.sr, fe.window, fe.hop, tol,
-                                 int(round(cfg.audio.resend_horizon_s * fe.sr)))
+                                 int(round(cfg.audio.resend_horizon_s * fe.sr)), fe.lead)
 
     def push(self, buffer: AudioStreamBuffer, payload, tp, offset, ref: Any = None):
         return buffer.push(payload.samples, payload.timestamp, tp, offset, ref), []
@@ -57,5 +57,5 @@ class AudioKind(Kind):
     def rows(self, model: Any, rec: Recording, starts, scores, alerts, **_: Any) -> Iterator[dict]:
         fe = model.frontend
         for s, sc, al in zip(np.asarray(starts).tolist(), scores, alerts):
-            yield {"file": rec.name, "start_s": round(s / fe.sr, 6), "end_s": round((s + fe.window) / fe.sr, 6),
+            yield {"file": rec.name, "start_s": round((s + fe.lead) / fe.sr, 6), "end_s": round((s + fe.window) / fe.sr, 6),
                    "score": float(sc), "alert": bool(al)}

@@ -54,6 +54,8 @@ class Detector(ABC):
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
     input: ClassVar[str] = "patches"  # "patches" (patches or feature vectors) | "waveform"
+    # a waveform detector that takes each window with the audio.context_s before it (the context first)
+    uses_context: ClassVar[bool] = False
     labels: ClassVar[str] = "ignored"  # "ignored" | "optional" | "required" (what y == 1 rows do)
     primary: ClassVar[str | None] = None  # the paper's anomaly score among the components
     # patches must be (N, C, 32, 32); None: any (N, C, H, W), for detectors that score frame by frame

@@ -12,6 +12,10 @@ detector takes the raw windows (``input = "waveform"``), makes the pipeline's lo
   ``sfx_bank`` steps sampled from the normal training windows (cosine distance to the nearest);
   the window's worst step. ``sfx``: the mean over its steps.
 
+With ``audio.context_s`` (e.g. 0.5) the CNN also hears the half-second
+before the window, as it would in a continuous recording (its receptive field is about 1.4 s; a
+window alone is heard against silence), and only the window's own steps are scored.
+
 Before the CNN every window is scaled by one gain fixed at training (0.5 / the largest absolute
 sample of the normal training audio), so a scene's level reaches the network as in training and
 the same gain applies to everything scored later. Costs: the CNN is about 1.7 GFLOP per 1 s
@@ -36,6 +40,7 @@ SLICE = 64  # windows per CNN / front-end call
 class FrameSFX(FrameFullGMM):
     name = "frame_sfx"
     input = "waveform"
+    uses_context = True
     components = FrameFullGMM.components + ("sfx", "sfx_top")
     defaults: dict[str, Any] = {**FrameFullGMM.defaults, "sfx_bank": 4000, "sfx_precision": "float32"}
 
@@ -100,9 +105,12 @@ class FrameSFX(FrameFullGMM):
         return self
 
     def _steps(self, X: torch.Tensor) -> torch.Tensor:
-        """(N, 1, samples) -> (N, steps, 512) unit-length CNN features of the gained windows."""
-        sfx, gain = self._features(), float(self.gain)
-        out = [sfx(X[i:i + SLICE, 0].to(self.device) * gain) for i in range(0, len(X), SLICE)]
+        """(N, 1, samples) -> (N, steps, 512) unit-length CNN features of the gained windows: the CNN
+        hears the window's context too (``audio.context_s``), only the window's own steps are kept
+        (the last ones, as many as the window alone gives)."""
+        sfx, gain, fe = self._features(), float(self.gain), self._front()
+        k = sfx.steps_of(fe.window - fe.lead)
+        out = [sfx(X[i:i + SLICE, 0].to(self.device) * gain)[:, -k:] for i in range(0, len(X), SLICE)]
         f = torch.cat(out)
         return f / f.norm(dim=2, keepdim=True).clamp_min(1e-9)
 

@@ -155,6 +155,10 @@ class SFXFeatures:
         t = max(STEP, s.shape[1] // STEP * STEP)
         return F.pad(s, (0, 0, 0, max(0, t - s.shape[1])))[:, :t]
 
+    def steps_of(self, n: int) -> int:
+        """Steps the network gives for ``n`` samples at ``sr`` (as :meth:`spectrogram` frames them)."""
+        return max(1, (1 + int(round(n * SR / self.sr)) // HOP) // STEP)
+
     @torch.no_grad()
     def __call__(self, waves: torch.Tensor) -> torch.Tensor:
         spec = self.spectrogram(waves)

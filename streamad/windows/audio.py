@@ -20,11 +20,13 @@ class LogMelFrontend:
     def __init__(self, cfg: AudioConfig):
         self.cfg = cfg
         self.sr = cfg.sample_rate
-        self.window = int(round(cfg.window_s * cfg.sample_rate))
+        # a window's samples: audio.context_s of context (``lead``), then the window_s it stands for
+        self.lead = int(round(cfg.context_s * cfg.sample_rate))
+        self.window = self.lead + int(round(cfg.window_s * cfg.sample_rate))
         self.hop = int(round(cfg.hop_s * cfg.sample_rate))
         self.frames = cfg.frames
         self.n_fft = cfg.n_fft
-        self.hop_length = max(1, (self.window - self.n_fft) // max(1, self.frames - 1))
+        self.hop_length = max(1, (self.window - self.lead - self.n_fft) // max(1, self.frames - 1))
         import librosa  # heavy import, only when a frontend is built
 
         mel = librosa.filters.mel(sr=self.sr, n_fft=self.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
@@ -59,7 +61,8 @@ class LogMelFrontend:
         self._dev.clear()
 
     def describe(self) -> dict[str, Any]:
-        return {"window_samples": self.window, "hop_samples": self.hop, "hop_length": self.hop_length}
+        return {"window_samples": self.window, "hop_samples": self.hop, "hop_length": self.hop_length,
+                "context_samples": self.lead}
 
     def _consts(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         k = str(device)
@@ -69,9 +72,10 @@ class LogMelFrontend:
 
     # -- transform --------------------------------------------------------------
     def logmel(self, waves: torch.Tensor) -> torch.Tensor:
-        """(B, samples) -> (B, n_mels, frames) log-mel power in dB (unstandardised)."""
+        """(B, samples) -> (B, n_mels, frames) log-mel power in dB (unstandardised), of the samples
+        after the window's context (``audio.context_s``)."""
         mel, win, _, _ = self._consts(waves.device)
-        spec = torch.stft(waves, self.n_fft, hop_length=self.hop_length, window=win, center=False,
+        spec = torch.stft(waves[..., self.lead:], self.n_fft, hop_length=self.hop_length, window=win, center=False,
                           return_complex=True)
         power = spec.real.square() + spec.imag.square()
         m = torch.matmul(mel, power)[..., : self.frames]

@@ -3,7 +3,9 @@
 Windows sit on an absolute grid: a window starts at every sample position
 ``k * hop`` where position = round(capture_time * sample_rate). The grid does not
 depend on when the daemon started, so a restarted daemon re-creates exactly the
-same windows (and the same alert ids) from re-read records.
+same windows (and the same alert ids) from re-read records. With context (``lead`` samples,
+``audio.context_s``) a window's samples begin ``lead`` before the span it stands for (its start
+time), so a segment's first window stands for the span ``lead`` after its first grid point.
 
 Each buffer remembers which Kafka record (topic, partition, offset) supplied which
 samples, so the daemon can commit only offsets whose samples are no longer needed.
@@ -56,10 +58,11 @@ class _Pending:
 
 class AudioStreamBuffer:
     def __init__(self, stream_id: str, sample_rate: int, window: int, hop: int, gap_tolerance: int,
-                 resend_horizon: int | None = None):
+                 resend_horizon: int | None = None, lead: int = 0):
         self.stream_id = stream_id
         self.sr = sample_rate
         self.win = window
+        self.lead = lead  # samples of context at the front of each window (not part of its time span)
         self.hop = hop
         self.tol = gap_tolerance
         self.horizon = max(self.tol, 10 * sample_rate if resend_horizon is None else resend_horizon)
@@ -170,7 +173,7 @@ class AudioStreamBuffer:
                 if p1 > s and p0 < s + self.win and off >= 0:
                     lo, hi = sources.get(tp, (off, off))
                     sources[tp] = (min(lo, off), max(hi, off))
-            out.append(Window(self.stream_id, s / self.sr, (s + self.win) / self.sr, data, sources,
+            out.append(Window(self.stream_id, (s + self.lead) / self.sr, (s + self.win) / self.sr, data, sources,
                               key=f"{self.stream_id}@{s}"))
             self.next_start += self.hop
         keep_from = self.next_start - self.buf_start

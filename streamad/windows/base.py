@@ -31,7 +31,8 @@ class Window:
 class Frontend(Protocol):
     """Windows (B, window[, C]) -> standardised detector input (B, 1, 32, 32)."""
 
-    window: int  # samples / readings per window
+    window: int  # samples / readings per window (as cut from the stream)
+    lead: int  # of those, context before the span the window stands for (its time, labels, alerts)
     hop: int  # samples / readings between window starts (scoring)
     rate: float  # samples / readings per second
 

@@ -102,6 +102,7 @@ def _group_matrix(c: int) -> torch.Tensor:
 
 class SeriesFrontend:
     kind = "series"
+    lead = 0  # series windows carry no context before their span
 
     def __init__(self, cfg: SeriesConfig):
         if cfg.representation not in ("patch", "spectrogram", "beats"):

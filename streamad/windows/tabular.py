@@ -17,6 +17,7 @@ import torch
 class TabularFrontend:
     kind = "tabular"
     window = 1
+    lead = 0
     hop = 1
     rate = 1.0
 
