@@ -20,10 +20,14 @@ class RecordingScores:
     components: dict[str, np.ndarray]  # raw score components per window
 
     def times(self, model: AnomalyModel) -> tuple[np.ndarray, np.ndarray]:
-        """(start, end) of each window in seconds from the start of the recording, as the
-        daemon's windows have them (after the window's context, ``lead``; ``Kind.end_offset``)."""
-        fe = model.frontend
-        return (self.starts + fe.lead) / fe.rate, (self.starts + kind_of(model.cfg).end_offset(fe)) / fe.rate
+        return window_times(model, self.starts)
+
+
+def window_times(model: AnomalyModel, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) in seconds of the windows cut at sample / reading positions ``starts``, as the
+    daemon's windows have them: the span after the window's context (``lead``) to ``Kind.end_offset``."""
+    fe = model.frontend
+    return (starts + fe.lead) / fe.rate, (starts + kind_of(model.cfg).end_offset(fe)) / fe.rate
 
 
 def score_recording(model: AnomalyModel, signal: np.ndarray, starts: np.ndarray | None = None,

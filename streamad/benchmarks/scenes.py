@@ -45,6 +45,7 @@ from streamad import metrics
 from streamad.alerts import AlertRule
 from streamad.io.files import list_audio, load_audio
 from streamad.evaluation.mixing import mix_event, trim_event, window_labels
+from streamad.scoring import window_times
 from streamad.windows.base import frame_windows
 
 SR = 16000
@@ -159,9 +160,7 @@ def score_looped(model, sig: np.ndarray, seconds: float, chunk: int = 256) -> np
 
 
 def _alerts(model, scores: np.ndarray):
-    fe = model.frontend
-    grid = np.arange(len(scores)) * fe.hop  # where each window's samples begin; its span begins after the context
-    st, en = (grid + fe.lead) / SR, (grid + fe.window) / SR
+    st, en = window_times(model, np.arange(len(scores)) * model.frontend.hop)
     d = AlertRule.for_model(model).decide(scores, st, en)
     return st, en, d.trig, d.opens
 
@@ -176,8 +175,7 @@ def evaluate_scene(model, scene: Scene, events: list, loop_s: float, ebrs=EBRS) 
         pos, tp, fp, fn, ev_max = [], 0, 0, 0, []
         for sig, ivs in mixes(scene, events, ebr):
             s = score_at(model, sig, fine)
-            st = (np.arange(len(s)) * fine + fe.lead) / SR
-            lab = window_labels(st, st + (fe.window - fe.lead) / SR, ivs)
+            lab = window_labels(*window_times(model, np.arange(len(s)) * fine), ivs)
             pos.append(s[lab == 1])
             a_st, a_en, trig, _ = _alerts(model, s[::div])
             e = metrics.event_prf(a_st, a_en, trig, ivs)

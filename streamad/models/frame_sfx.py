@@ -12,9 +12,9 @@ detector takes the raw windows (``input = "waveform"``), makes the pipeline's lo
   ``sfx_bank`` steps sampled from the normal training windows (cosine distance to the nearest);
   the window's worst step. ``sfx``: the mean over its steps.
 
-With ``audio.context_s`` (e.g. 0.5) the CNN also hears the half-second
-before the window, as it would in a continuous recording (its receptive field is about 1.4 s; a
-window alone is heard against silence), and only the window's own steps are scored.
+With ``audio.context_s`` (e.g. 0.5) the CNN also hears the half-second before the window, as it
+would in a continuous recording (its receptive field is about 1.4 s; a window alone is heard against
+silence), and only the window's own steps are scored.
 
 Before the CNN every window is scaled by one gain fixed at training (0.5 / the largest absolute
 sample of the normal training audio), so a scene's level reaches the network as in training and
