@@ -26,8 +26,7 @@ class RecordingScores:
 def window_times(model: AnomalyModel, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) in seconds of the windows cut at sample / reading positions ``starts``, as the
     daemon's windows have them: the span after the window's context (``lead``) to ``Kind.end_offset``."""
-    fe = model.frontend
-    return (starts + fe.lead) / fe.rate, (starts + kind_of(model.cfg).end_offset(fe)) / fe.rate
+    return kind_of(model.cfg).times(model.frontend, starts)
 
 
 def score_recording(model: AnomalyModel, signal: np.ndarray, starts: np.ndarray | None = None,

@@ -3,6 +3,7 @@ the training part (to its last S seconds)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streamad.benchmarks import scenes as S
 
@@ -58,3 +59,45 @@ def test_scene_table_shows_each_models_hearing_check_and_a_dash_for_rows_made_be
     assert lines[0].endswith("| hearing check |") and lines[1].count("|") == lines[0].count("|")
     by_scene = {ln.split(" | ")[0].lstrip("| "): ln for ln in lines[2:]}
     assert by_scene[new["scene"]].endswith("| 0.735 |") and by_scene[old["scene"]].endswith("| — |")
+
+
+def test_pooled_false_alerts_carry_their_count_and_a_poisson_interval():
+    import json
+    from pathlib import Path
+
+    from streamad.benchmarks.scenes_report import summary_table
+
+    # exact (Garwood) 95 % limits, known values: 0 -> [0, 3.689], 3 -> [0.619, 8.767]
+    assert S.poisson_interval(0) == (0.0, pytest.approx(3.6889, abs=1e-3))
+    lo, hi = S.poisson_interval(3)
+    assert lo == pytest.approx(0.6187, abs=1e-3) and hi == pytest.approx(8.7673, abs=1e-3)
+    full = Path(__file__).resolve().parents[1] / "docs" / "eval" / "scenes" / "results.json"
+    rows = [r for r in json.loads(full.read_text())["rows"] if r["preset"] == "default" and r["split"] == "held-out"]
+    s = S.summarise(rows)
+    hours = sum(r["fa_pure"]["seconds"] for r in rows) / 3600
+    n = sum(r["fa_pure"]["alerts"] for r in rows)
+    assert s["fa_pure_alerts"] == n and s["fa_pure_per_hour"] == pytest.approx(n / hours)
+    assert s["fa_pure_per_hour_95"][0] < s["fa_pure_per_hour"] < s["fa_pure_per_hour_95"][1]
+    line = summary_table({"summary": {"default": {"held-out": s}}}).splitlines()[2]
+    assert f"; {n} alerts, 95 % " in line and line.count("|") == summary_table({"summary": {}}).splitlines()[0].count("|")
+
+
+def test_compare_pairs_the_scenes_of_two_presets_and_tests_their_false_alert_counts():
+    from streamad.benchmarks.scenes_compare import compare, table
+
+    def row(preset, scene, auc, f1, alerts, split="dev"):
+        return {"preset": preset, "scene": scene, "split": split, "mean_auc": auc, "mean_f1": f1,
+                "fa_pure": {"alerts": alerts, "seconds": 60.0}}
+
+    rows = [row("a", f"s{i}", 0.80 + 0.01 * i, 0.5, 3 if i < 2 else 0) for i in range(6)]
+    rows += [row("b", f"s{i}", 0.82 + 0.01 * i, 0.5 - 0.1 * (i == 0), 0) for i in range(6)]
+    rows += [row("b", "only_b", 0.1, 0.1, 9), row("a", "h0", 0.9, 0.9, 0, "held-out")]  # unpaired: ignored
+    res = compare(rows, "a", "b", rounds=2000)
+    assert list(res) == ["dev"] and res["dev"]["scenes"] == 6
+    auc, f1, fa = res["dev"]["auc"], res["dev"]["f1"], res["dev"]["fa_pure"]
+    assert auc["diff"] == pytest.approx(0.02) and auc["ci95"] == pytest.approx([0.02, 0.02]) and (auc["up"], auc["down"]) == (6, 0)
+    assert f1["diff"] == pytest.approx(-0.1 / 6) and f1["ci95"][0] < f1["diff"] < f1["ci95"][1] + 1e-12
+    assert (f1["up"], f1["down"]) == (0, 1)
+    # 6 alerts against 0 on the same 6 minutes: two-sided exact binomial p = 2 / 2**6
+    assert (fa["alerts_a"], fa["alerts_b"]) == (6, 0) and fa["p_equal_rates"] == pytest.approx(2 / 64)
+    assert "| dev | 6 | 0.825 → 0.845 (+0.020" in table(res, "a", "b")

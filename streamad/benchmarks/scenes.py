@@ -228,6 +228,15 @@ def run_scene(cfg, scene: Scene, events: list, loop_s: float) -> tuple[dict[str,
     return r, model
 
 
+def poisson_interval(n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval for the mean of a Poisson count n: how far a false-alert rate made of
+    a few alerts can be trusted (3 alerts in 15 minutes: 2.5 to 35 per hour)."""
+    from scipy.special import gammaincinv
+
+    a = (1 - level) / 2
+    return (float(gammaincinv(n, a)) if n > 0 else 0.0), float(gammaincinv(n + 1, 1 - a))
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean figures over scenes (one preset)."""
     if not rows:
@@ -244,7 +253,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for k in ("fa_pure", "fa_loop"):
         n = sum(r[k]["alerts"] for r in rows)
         h = sum(r[k]["seconds"] for r in rows) / 3600
+        lo, hi = poisson_interval(n)
         out[k + "_per_hour"] = n / h if h else 0.0
+        out[k + "_alerts"] = int(n)
+        out[k + "_per_hour_95"] = [lo / h, hi / h] if h else [0.0, 0.0]  # meaningful for pure only (report)
         out[k + "_scenes_over_1h"] = int(sum(r[k]["per_hour"] > 1.0 for r in rows))
     # an alert that never closes counts once: the share of the looped hour spent in alert shows it
     out["fa_loop_alert_time"] = float(np.mean([r["fa_loop"].get("alert_time_frac", 0.0) for r in rows]))

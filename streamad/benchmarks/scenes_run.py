@@ -158,6 +158,24 @@ def write(out: Path, res: dict, presets: list[str], extra: dict, argv: list[str]
     return doc
 
 
+def _compare(out: Path, names: str) -> int:
+    from streamad.benchmarks.scenes_compare import compare, table
+
+    pair = names.split(",")
+    if len(pair) != 2 or not all(pair):
+        raise SystemExit(f"--compare: two presets A,B, got {names!r}")
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    known = {r["preset"] for r in rows}
+    missing = [p for p in pair if p not in known]
+    if missing:
+        raise SystemExit(f"--compare: no rows of preset {missing[0]!r} in {out / 'results.json'}")
+    res = compare(rows, *pair)
+    if not res:
+        raise SystemExit(f"--compare: {pair[0]} and {pair[1]} share no scene of one split")
+    print(table(res, *pair), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-events", type=int, default=None, help="events per scene and EBR (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and plots from OUT/results.json")
+    p.add_argument("--compare", default="", metavar="A,B",
+                   help="print presets A and B of OUT/results.json side by side: paired per-scene differences "
+                        "with 95 %% bootstrap intervals, false-alert counts with an exact test; runs nothing")
     a = p.parse_args(argv)
     a.loop_s = a.loop_s or (600.0 if a.quick else 3600.0)
     a.min_events = a.min_events or (4 if a.quick else 8)
@@ -184,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in a.preset:
         name, _, js = s.partition("=")
         extra[name] = json.loads(js)
+    if a.compare:
+        return _compare(a.out, a.compare)
     import torch
 
     torch.set_num_threads(1)

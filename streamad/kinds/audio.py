@@ -55,7 +55,6 @@ class AudioKind(Kind):
         return buffer.held_samples
 
     def rows(self, model: Any, rec: Recording, starts, scores, alerts, **_: Any) -> Iterator[dict]:
-        fe = model.frontend
-        for s, sc, al in zip(np.asarray(starts).tolist(), scores, alerts):
-            yield {"file": rec.name, "start_s": round((s + fe.lead) / fe.sr, 6), "end_s": round((s + fe.window) / fe.sr, 6),
-                   "score": float(sc), "alert": bool(al)}
+        begin, end = self.times(model.frontend, starts)
+        for b, e, sc, al in zip(begin.tolist(), end.tolist(), scores, alerts):
+            yield {"file": rec.name, "start_s": round(b, 6), "end_s": round(e, 6), "score": float(sc), "alert": bool(al)}

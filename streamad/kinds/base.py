@@ -94,6 +94,12 @@ class Kind(ABC):
         after its last sample)."""
         return frontend.window
 
+    def times(self, frontend: Frontend, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) in seconds of the windows cut at sample / reading positions ``starts``, as the
+        daemon's windows have them: the span after the window's context (``lead``) to :meth:`end_offset`."""
+        starts = np.asarray(starts)
+        return (starts + frontend.lead) / frontend.rate, (starts + self.end_offset(frontend)) / frontend.rate
+
     @abstractmethod
     def rows(self, model: Any, rec: Recording, starts: np.ndarray, scores: np.ndarray,
              alerts: np.ndarray, **opts: Any) -> Iterator[dict]:
