@@ -380,6 +380,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"series.lag_fraction: must be in [0, 1), got {lf}")
     if cfg.series.hop > cfg.series.window:
         raise ConfigError("series.hop: must be <= series.window")
+    if not 0 <= cfg.train.seed < 2 ** 32:  # numpy's and torch's seeds
+        raise ConfigError(f"train.seed: must be a whole number in [0, 2**32), got {cfg.train.seed}")
     if cfg.train.seam_joins > 256:
         raise ConfigError(f"train.seam_joins: must be at most 256, got {cfg.train.seam_joins}")
     if cfg.alerts.min_windows > cfg.alerts.of_windows:

@@ -180,7 +180,7 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
         raise DataError(str(e)) from None
     model = AnomalyModel(cfg, frontend, create(cfg.model.detector, cfg.model.params).to(dev)).to(dev)
     X, y = _detector_input(model, windows), None
-    synthetic = _synthetic(cfg, model.detector, windows, frontend.rate)
+    synthetic = _synthetic(cfg, model.detector, windows, frontend)
     extra = [w for w in (labelled, synthetic) if w is not None and len(w)]
     if extra:
         XA = torch.cat([_detector_input(model, w) for w in extra])
@@ -200,7 +200,7 @@ def _fit(cfg: Config, signals: list[np.ndarray], dev: torch.device, train_hop: i
 MAX_SYNTHETIC = 16000
 
 
-def _synthetic(cfg: Config, detector: Detector, windows: Any, rate: float) -> SyntheticWindows | None:
+def _synthetic(cfg: Config, detector: Detector, windows: Any, frontend: Any) -> SyntheticWindows | None:
     """``audio.train_synthetic`` windows with a generic synthetic sound per normal window (at most
     MAX_SYNTHETIC), for a detector that uses labelled windows; None when off."""
     per = cfg.audio.train_synthetic if cfg.kind == "audio" else 0
@@ -210,7 +210,8 @@ def _synthetic(cfg: Config, detector: Detector, windows: Any, rate: float) -> Sy
         raise ConfigError(f"audio.train_synthetic: detector {detector.name!r} ignores labelled windows "
                           "(set it to 0, or use a detector that learns from them, e.g. frame_fullgmm with "
                           "model.params.exposure)")
-    return SyntheticWindows(windows, max(1, min(MAX_SYNTHETIC, int(round(per * len(windows))))), rate, cfg.train.seed)
+    return SyntheticWindows(windows, max(1, min(MAX_SYNTHETIC, int(round(per * len(windows))))), frontend.rate,
+                            cfg.train.seed, lead=frontend.lead)
 
 
 def _seam_windows(sig: np.ndarray, win: int, hop: int, joins: int = 1, seed: int = 0) -> np.ndarray:
@@ -306,6 +307,8 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     if probe.lead and cfg.model.detector in DETECTORS and not DETECTORS[cfg.model.detector].uses_context:
         log.warning("audio.context_s: detector %s does not use the context before a window; it only delays "
                     "each stream's first window by %g s", cfg.model.detector, cfg.audio.context_s)
+    if cfg.train.seam_joins > 1 and not cfg.train.seam_windows:
+        log.warning("train.seam_joins %d: ignored without train.seam_windows: true", cfg.train.seam_joins)
     mode, k = _plan(cfg, recordings, win, hop, train_hop)
     cal_hop, phases = _calibration_hops(hop, train_hop)
     out_p = Path(out) if out else None

@@ -49,7 +49,8 @@ def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float
             j += 1
             if not len(h):
                 continue
-            rows = SyntheticWindows(h, max(1, int(round(per * len(h)))), rate, seed=seed * 1009 + j)
+            rows = SyntheticWindows(h, max(1, int(round(per * len(h)))), rate, seed=seed * 1009 + j,
+                                    lead=model.frontend.lead)
             for i in range(0, len(rows), BATCH):  # made batch by batch: never all in memory at once
                 parts.append(model.components(rows[i:i + BATCH], BATCH))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -37,6 +37,8 @@ def test_repo_configs_load():
     ({"audio": {"window_s": -1}}, "audio."),
     ({"audio": {"context_s": -0.5}}, "audio.context_s"),
     ({"audio": {"context_s": 30}}, "audio.context_s"),
+    ({"train": {"seed": -1}}, "train.seed"),
+    ({"train": {"seed": 2 ** 32}}, "train.seed"),
     ({"metrics": {"port": 70000}}, "metrics.port"),
     ({"metrics": {"port": -1}}, "metrics.port"),
     ({"metrics": {"port": "9765"}}, "metrics.port"),

@@ -91,3 +91,24 @@ def test_sighup_swaps_the_model_at_a_window_boundary_and_refuses_a_corrupt_one(b
     assert f"{json.loads((tmp_path / 'model-b' / 'model.json').read_text())['model_version']} keeps running" in refused
     print(f"\nreload: windows {len(every)}, scored once each {len(keys)}, by the old model {len(first)}, "
           f"by the new {len(keys) - len(first)}, twice 0, missing 0")
+
+
+def test_a_model_with_another_context_cannot_take_over_the_running_streams():
+    """Same samples per window, hop and rate, but another split of them into context and span: the
+    running streams' buffers stamp each window's time with the old context, so the reload is refused
+    (as one of another window or hop is)."""
+    from types import SimpleNamespace
+
+    from streamad.config import AudioConfig
+    from streamad.daemon.reload import incompatibility
+    from streamad.windows.audio import LogMelFrontend
+
+    def model(context_s, window_s):
+        fe = LogMelFrontend(AudioConfig(context_s=context_s, window_s=window_s))
+        return SimpleNamespace(cfg=SimpleNamespace(kind="audio"), frontend=fe)
+
+    ctx, wide = model(0.5, 1.0), model(0.0, 1.5)
+    assert (ctx.frontend.window, ctx.frontend.hop) == (wide.frontend.window, wide.frontend.hop) == (24000, 8000)
+    assert incompatibility(ctx, wide) == "context (samples) 0 differs from the running model's 8000"
+    assert incompatibility(wide, ctx) == "context (samples) 8000 differs from the running model's 0"
+    assert incompatibility(ctx, model(0.5, 1.0)) is None

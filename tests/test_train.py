@@ -143,7 +143,7 @@ def test_seam_windows_put_the_join_of_the_held_back_audio_under_the_threshold():
     assert "seam_windows" not in plain.calibration.holdout
 
 
-def test_seam_joins_calibrate_on_many_joins_of_the_held_back_audio():
+def test_seam_joins_calibrate_on_many_joins_of_the_held_back_audio(caplog):
     """train.seam_joins J: the held-back stretch's end-to-start join plus J - 1 joins of a random
     point of it to another (reproducible from the seed); every one of them ends under the threshold,
     which is at least the one-join threshold (the first join is the same)."""
@@ -168,6 +168,13 @@ def test_seam_joins_calibrate_on_many_joins_of_the_held_back_audio():
     assert models[12].threshold >= models[1].threshold
     assert models[12].score(many)[0].max() < models[12].threshold
     assert models[1].score(many)[0].max() > models[1].threshold  # one join did not cover the others
+    # without seam windows the joins are ignored, and training says so
+    cfg = from_dict(merge(shipped(), {"train": {"calibration": "holdout", "seam_windows": False, "seam_joins": 12,
+                                                "threads": 1}}))
+    with caplog.at_level("WARNING", logger="streamad.train"):
+        plain = train_model(cfg, [Recording("tone", sig)], None, show_progress=False)
+    assert "train.seam_joins 12: ignored without train.seam_windows: true" in caplog.text
+    assert "seam_windows" not in plain.calibration.holdout
 
 
 def test_crossfit_blocks_deal_interleaved_blocks_to_the_folds():
@@ -274,6 +281,19 @@ def test_train_synthetic_gives_the_exposure_classifier_labelled_windows_made_fro
     assert EBR_DB[0] - 0.05 < min(ebr) and max(ebr) < EBR_DB[1] + 0.05  # its RMS to the window's, in range
     assert max(ebr) - min(ebr) > 9  # and drawn across it
     assert not np.array_equal(a, SyntheticWindows(W, 50, 16000, seed=2)[:])
+    # windows with context (audio.context_s): every sound lies in the span after the context, at its level
+    lead = 8000
+    Wc = frame_windows(sig, 16000 + lead, 2000)
+    c = SyntheticWindows(Wc, 50, 16000, seed=1, lead=lead)[:]
+    base_c = Wc[SyntheticWindows(Wc, 50, 16000, seed=1, lead=lead).pick]
+    np.testing.assert_array_equal(c[:, :lead], base_c[:, :lead])
+    assert all(np.any(r != b) for r, b in zip(c[:, lead:], base_c[:, lead:]))
+    for row, w in zip(c.astype(np.float64) - base_c, base_c.astype(np.float64)):
+        on = np.flatnonzero(row)
+        e = 10 * np.log10(np.mean(row[on[0]:on[-1] + 1] ** 2) / np.mean(w[lead:] ** 2))
+        assert EBR_DB[0] - 0.05 < e < EBR_DB[1] + 0.05
+    with pytest.raises(ValueError, match="lead"):
+        SyntheticWindows(Wc, 5, 16000, lead=len(Wc[0]))
     base = {"audio": {"n_mels": 32, "train_synthetic": 0.5},
             "model": {"detector": "frame_fullgmm", "params": {"k": 2, "exposure": 8, "exposure_steps": 50}},
             "train": {"calibration": "holdout", "threads": 1}}

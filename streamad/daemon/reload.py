@@ -30,7 +30,7 @@ def incompatibility(old: AnomalyModel, new: AnomalyModel) -> str | None:
     """Why ``new`` cannot take over the running streams of ``old`` (None: it can)."""
     if new.cfg.kind != old.cfg.kind:
         return f"kind {new.cfg.kind!r} differs from the running {old.cfg.kind!r}"
-    for attr, what in (("rate", "rate"), ("window", "window"), ("hop", "hop")):
+    for attr, what in (("rate", "rate"), ("window", "window"), ("lead", "context (samples)"), ("hop", "hop")):
         a, b = getattr(old.frontend, attr), getattr(new.frontend, attr)
         if a != b:
             return f"{what} {b} differs from the running model's {a}"

@@ -63,13 +63,19 @@ def synthetic_sound(rng: np.random.Generator, max_len: int, rate: float) -> np.n
 
 class SyntheticWindows(RowView):
     """``count`` rows, each a window of (N, samples) ``windows`` (drawn with replacement when
-    ``count`` > N, else without) with one :func:`synthetic_sound` added."""
+    ``count`` > N, else without) with one :func:`synthetic_sound` added. With ``lead`` > 0 (windows
+    that carry ``audio.context_s`` of context first) the sound lies wholly in the window's own span
+    after the context, and its level is set against that span's background: it is the event the
+    window stands for, not one in the audio before it."""
 
     def __init__(self, windows: Any, count: int, rate: float, seed: int = 0,
-                 ebr_db: tuple[float, float] = EBR_DB):
+                 ebr_db: tuple[float, float] = EBR_DB, lead: int = 0):
         if len(windows) == 0 or count <= 0:
             raise ValueError("synthetic windows need at least one normal window and count >= 1")
+        if not 0 <= int(lead) < windows.shape[1]:
+            raise ValueError(f"lead {lead} must be >= 0 and shorter than the windows ({windows.shape[1]} samples)")
         self.base = windows
+        self.lead = int(lead)
         self.rate = float(rate)
         self.seed = int(seed)
         self.ebr_db = (float(ebr_db[0]), float(ebr_db[1]))
@@ -83,12 +89,13 @@ class SyntheticWindows(RowView):
         out = np.array(self.base[self.pick[j]], dtype=np.float32, copy=True)
         if out.ndim != 2:
             raise ValueError("synthetic sounds go into mono audio windows (N, samples)")
-        n = out.shape[1]
+        lead = self.lead
+        n = out.shape[1] - lead  # the window's own span
         for r, row in enumerate(j):
             rng = np.random.default_rng([self.seed, 1, int(row)])
             x = synthetic_sound(rng, n, self.rate)
-            start = int(rng.integers(0, n - len(x) + 1))
-            bg = float(np.sqrt(np.mean(np.square(out[r], dtype=np.float64)) + 1e-12))
+            start = lead + int(rng.integers(0, n - len(x) + 1))
+            bg = float(np.sqrt(np.mean(np.square(out[r, lead:], dtype=np.float64)) + 1e-12))
             ev = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
             gain = bg / ev * 10 ** (rng.uniform(*self.ebr_db) / 20)
             out[r, start:start + len(x)] += np.float32(gain) * x
