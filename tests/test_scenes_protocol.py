@@ -101,3 +101,42 @@ def test_compare_pairs_the_scenes_of_two_presets_and_tests_their_false_alert_cou
     # 6 alerts against 0 on the same 6 minutes: two-sided exact binomial p = 2 / 2**6
     assert (fa["alerts_a"], fa["alerts_b"]) == (6, 0) and fa["p_equal_rates"] == pytest.approx(2 / 64)
     assert "| dev | 6 | 0.825 → 0.845 (+0.020" in table(res, "a", "b")
+
+
+def test_presets_drop_the_shipped_weight_choice_with_the_weights_it_is_an_alternative_to():
+    from streamad.benchmarks.scenes_run import preset_cfg, shipped
+
+    choice = shipped()["model"]["score_weights_choice"]
+    assert choice and preset_cfg("default", {}).model.score_weights_choice == [
+        {k: float(v) for k, v in c.items()} for c in choice]
+    assert preset_cfg("mix", {"mix": {"audio": {"train_mix": 4}}}).model.score_weights_choice  # weights untouched: kept
+    for name, over in (("gmm64", {}), ("local8", {}), ("w", {"w": {"model": {"score_weights": {"nll": 1}}}}),
+                       ("p", {"p": {"model": {"params": {"diag_k": 8}}}})):
+        assert preset_cfg(name, over).model.score_weights_choice == []
+    own = [{"nll": 2.0}]
+    assert preset_cfg("o", {"o": {"model": {"score_weights": {"nll": 1}, "score_weights_choice": own}}}).model.score_weights_choice == own
+    prev = preset_cfg("local8", {}).model
+    assert "band_top" not in prev.params and prev.params["local_k"] == 8
+
+
+def test_the_shipped_cnn_config_is_the_one_the_benchmark_measured():
+    """configs/audio-sfx.yaml is preset sfx4c of the per-scene benchmark (docs/EVAL.md): the same audio,
+    model, train and alert settings, whatever else the file leaves to the schema."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from streamad.benchmarks.scenes_run import preset_cfg
+    from streamad.config import load
+
+    root = Path(__file__).resolve().parents[1]
+    measured = json.loads((root / "docs" / "eval" / "scenes" / "results.json").read_text())["presets"]["sfx4c"]
+    bench = preset_cfg("sfx4c", {"sfx4c": measured})
+    shipped = load(root / "configs" / "audio-sfx.yaml")
+    assert shipped.model.detector == "frame_sfx" and shipped.audio.context_s == 0.5
+    for sec in ("audio", "alerts"):
+        assert dataclasses.asdict(getattr(shipped, sec)) == dataclasses.asdict(getattr(bench, sec)), sec
+    for key in ("detector", "params", "score_weights", "score_weights_choice"):
+        assert getattr(shipped.model, key) == getattr(bench.model, key), key
+    tr, bt = dataclasses.asdict(shipped.train), dataclasses.asdict(bench.train)
+    assert {k: v for k, v in tr.items() if k != "threads"} == {k: v for k, v in bt.items() if k != "threads"}

@@ -43,10 +43,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "detector": "frame_gmm", "params": {"k": 8}, "score_weights": {}},
         "train": {"train_hop_s": 0.125, "holdout_fraction": 0.2, "calibration": "holdout"}},
     "gmgan32": PREV_DEFAULT,
+    # the audio default from 2026-12-02 to 2026-12-04 (local contrast; no band_top, no weight choice)
+    "local8": {"model": {"detector": "frame_fullgmm", "params": {"diag_k": 8, "floor": 0.01, "local_k": 8},
+                         "score_weights": {"nll": 1, "nll_top": 1, "nll_diag": 1, "nll_local_top": 1},
+                         "score_weights_choice": []}},
 }
 
 
-PLOTTED = ("gmgan32", "gmm64", "default")  # presets always drawn in the per-scene ROC plots
+PLOTTED = ("gmgan32", "gmm64", "local8", "default")  # presets always drawn in the per-scene ROC plots
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -67,6 +71,11 @@ def preset_cfg(name: str, extra: dict[str, dict]) -> Any:
     if over is None:
         raise SystemExit(f"unknown preset {name!r} (known: {', '.join(sorted({**PRESETS, **extra}))})")
     d = merge(shipped(), over)
+    m = over.get("model", {})
+    if m.keys() & {"detector", "params", "score_weights"} and "score_weights_choice" not in m:
+        # the shipped alternatives to the shipped weights go with them: a preset of other weights,
+        # parameters or detector has none unless it lists its own
+        d["model"]["score_weights_choice"] = []
     d.setdefault("train", {})["threads"] = 1
     return from_dict(d)
 
