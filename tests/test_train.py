@@ -284,8 +284,8 @@ def test_train_synthetic_gives_the_exposure_classifier_labelled_windows_made_fro
     # windows with context (audio.context_s): every sound lies in the span after the context, at its level
     lead = 8000
     Wc = frame_windows(sig, 16000 + lead, 2000)
-    c = SyntheticWindows(Wc, 50, 16000, seed=1, lead=lead)[:]
-    base_c = Wc[SyntheticWindows(Wc, 50, 16000, seed=1, lead=lead).pick]
+    syn_c = SyntheticWindows(Wc, 50, 16000, seed=1, lead=lead)
+    c, base_c = syn_c[:], Wc[syn_c.pick]
     np.testing.assert_array_equal(c[:, :lead], base_c[:, :lead])
     assert all(np.any(r != b) for r, b in zip(c[:, lead:], base_c[:, lead:]))
     for row, w in zip(c.astype(np.float64) - base_c, base_c.astype(np.float64)):

@@ -253,11 +253,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for k in ("fa_pure", "fa_loop"):
         n = sum(r[k]["alerts"] for r in rows)
         h = sum(r[k]["seconds"] for r in rows) / 3600
-        lo, hi = poisson_interval(n)
         out[k + "_per_hour"] = n / h if h else 0.0
         out[k + "_alerts"] = int(n)
-        out[k + "_per_hour_95"] = [lo / h, hi / h] if h else [0.0, 0.0]  # meaningful for pure only (report)
         out[k + "_scenes_over_1h"] = int(sum(r[k]["per_hour"] > 1.0 for r in rows))
+    # a 95 % interval for the pure parts only: the looped hour's alerts repeat the same windows once per
+    # pass of a loop, so they are not independent counts
+    h = sum(r["fa_pure"]["seconds"] for r in rows) / 3600
+    lo, hi = poisson_interval(out["fa_pure_alerts"])
+    out["fa_pure_per_hour_95"] = [lo / h, hi / h] if h else [0.0, 0.0]
     # an alert that never closes counts once: the share of the looped hour spent in alert shows it
     out["fa_loop_alert_time"] = float(np.mean([r["fa_loop"].get("alert_time_frac", 0.0) for r in rows]))
     return out

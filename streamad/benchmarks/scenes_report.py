@@ -8,12 +8,11 @@ SPLITS = ("dev", "held-out", "all")
 
 
 def _fa(s: dict[str, Any], k: str) -> str:
-    """Pooled false alerts per hour (scenes above 1/h). On the pure test parts also the alert count
-    and its 95 % Poisson interval, where the summary has them: a rate made of a few alerts is uncertain
-    by a factor of several. (Not for the looped hour: its alerts repeat the same few windows once per
-    pass of a loop, so they are not independent counts.)"""
+    """Pooled false alerts per hour (scenes above 1/h); with the alert count and its 95 % Poisson
+    interval where the summary has one (the pure test parts: :func:`scenes.summarise`): a rate made of a
+    few alerts is uncertain by a factor of several."""
     out = f"{s[k + '_per_hour']:.1f} ({s[k + '_scenes_over_1h']})"
-    if k == "fa_pure" and k + "_alerts" in s:
+    if k + "_per_hour_95" in s:
         lo, hi = s[k + "_per_hour_95"]
         n = s[k + "_alerts"]
         out += f"; {n} alert{'' if n == 1 else 's'}, 95 % {lo:.1f}–{hi:.1f}"
