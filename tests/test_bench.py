@@ -79,6 +79,53 @@ def test_report_files_and_docs_block(tmp_path):
     assert "| 100 | 200 → 200 | 5 | 0.100 / 0.200 / 0.300 / 0.400 |" in text
 
 
+def test_gpu_settings_model_rows_per_batch_and_bad_batches():
+    """``--device cuda`` gives the daemon larger batches and queue unless set; the model phase's rows
+    (one per ``--model-batches`` size) each appear, marked with their device; bad sizes are one line."""
+    import argparse
+
+    from streamad.benchmarks.bench import _defaults, add_arguments
+    from streamad.benchmarks.bench_env import daemon_worker
+    from streamad.config import ConfigError
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cpu, gpu = p.parse_args([]), p.parse_args(["--device", "cuda:0", "--queue-windows", "500"])
+    assert daemon_worker(cpu) == {} and daemon_worker(gpu) == {"max_batch": 4096, "queue_windows": 500}
+    a = p.parse_args(["--model-batches", "256,4096"])
+    _defaults(a)
+    assert a.model_batches == (256, 4096)
+    for bad in ("256,x", "0"):
+        with pytest.raises(ConfigError, match="^bench --model-batches: "):
+            _defaults(p.parse_args(["--model-batches", bad]))
+    res = _fake_results()
+    rows = [{"windows_per_s": 40000.0, "batch": b, "device": "cuda:0"} for b in (256, 4096)]
+    res["model_only"] = {**rows[0], "by_batch": rows}
+    text = R.markdown(res)
+    assert "| model only (1 thread, cuda:0, batch 256, no Kafka) | 40 000 | 20 000 | — | — |" in text
+    assert "cuda:0, batch 4096" in text and "batch 256, no Kafka) | 2 000" not in text
+
+
+def test_gpu_check_compares_devices_and_counts_scores_that_are_not_finite(tmp_path, audio_model):
+    """``python -m streamad.benchmarks.gpu_check`` on the CPU alone (the smoke test CI can run): the
+    same model on the same device agrees exactly; a NaN score is counted, not hidden (NaN is never
+    over a threshold, so the decisions alone would look equal)."""
+    from streamad.benchmarks import gpu_check
+
+    ref = (np.array([0.0, 1.0, 2.0, 3.0]), {"nll": np.array([0.0, 1.0, 2.0, 3.0])})
+    bad = (np.array([0.0, 1.0, np.nan, 3.0]), {"nll": np.array([0.0, 1.0, np.nan, 3.0])})
+    ag = gpu_check.agreement(ref, bad, 2.5)
+    assert ag["nonfinite"] == 1 and ag["decisions_differ"] == 0 and ag["alerts_ref"] == 1
+    out = tmp_path / "gc"
+    assert gpu_check.main(["--out", str(out), "--device", "cpu", "--models", "default", "--model",
+                           f"default={audio_model}", "--data", str(AMBIENT), "--seconds", "0.2",
+                           "--windows", "40"]) == 0
+    got = json.loads((out / "gpu_check.json").read_text())["models"]["default"]
+    assert got["agreement"]["float32"]["windows"] >= 40
+    assert got["agreement"]["float32"]["max_abs_diff"] == 0.0 and got["agreement"]["float32"]["nonfinite"] == 0
+    assert got["speed"][0]["device"] == "cpu" and got["speed"][0]["windows_per_s"] > 0
+
+
 def test_docs_block_keeps_the_sweep_for_a_soak_and_the_soak_for_a_sweep(tmp_path):
     docs = tmp_path / "PERF.md"
     docs.write_text(f"top\n\n{R.BEGIN}\n{R.END}\n\nbottom\n")

@@ -59,6 +59,13 @@ def test_frame_sfx_keeps_frame_fullgmm_exactly_and_its_cnn_hears_real_breaking_g
     ref = train_model(cfg("frame_fullgmm", {}, w), [Recording("place", sig)], None, show_progress=False)
     W = np.stack([sig[i:i + 16000] for i in range(0, len(sig) - 16000, 8000)])
     cs, cr = sfx.components(W), ref.components(W)
+    # worker.precision float16 scores the detector under CUDA autocast; the CNN keeps sfx_precision and
+    # the mixtures float32 (float16 gave NaN scores on an H200). The CPU's autocast shows the same rule.
+    x = sfx._frontend(W)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = sfx.detector.score_components(x)
+    for k in cs:
+        np.testing.assert_array_equal(under[k], cs[k], err_msg=k)
     assert set(cs) - set(cr) == {"sfx", "sfx_top"}
     for k in cr:
         np.testing.assert_allclose(cs[k], cr[k], rtol=1e-5, atol=1e-6, err_msg=k)

@@ -206,6 +206,31 @@ def test_band_top_finds_a_few_raised_bands_that_the_mixture_sum_dilutes():
             create("frame_fullgmm", {"band_top": bad})
 
 
+def test_device_copies_of_the_mixtures_score_exactly_as_the_fitted_ones():
+    """On a GPU the floor, mixtures and band statistics are copied to the device once (``_copies``)
+    and each batch scores there. The copies, made here on the CPU, must score every component
+    exactly as the fitted parts do, also across the 256-window CPU batches, and under autocast (the
+    mixtures are float32 whatever worker.precision says); a refit drops them."""
+    from streamad.models.registry import create
+
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(120, 1, 64, 32, generator=g)
+    T = torch.randn(300, 1, 64, 32, generator=g) * 1.5
+    det = create("frame_fullgmm", {"k": 2, "iters": 5, "diag_k": 2, "local_k": 2, "floor": 0.05,
+                                   "band_top": 3}).fit(X, seed=0)
+    ref = det.score_components(T)
+    assert set(ref) == {"nll", "nll_top", "nll_diag", "nll_local", "nll_local_top", "band_top"}
+    copied = det._patch_components(T, det._copies(torch.device("cpu")))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as worker.precision float16 is on a GPU
+        under = det.score_components(T)
+    for k, v in ref.items():
+        np.testing.assert_array_equal(copied[k], v)
+        np.testing.assert_array_equal(under[k], v)  # the mixtures stay float32 under autocast
+    det._moved = ("stale",)
+    det.fit(X[:60], seed=1)
+    assert det._moved is None and det._parts()[2] is det.gmm  # the CPU scores with the fitted parts
+
+
 def test_exposure_classifier_learns_from_labelled_windows_only_and_the_mixtures_never_see_them():
     """exposure: a frame classifier trained on normal windows against labelled ones (here: the same
     background with a few raised bands somewhere, a stand-in for mixed-in sounds). It ranks new such

@@ -34,8 +34,8 @@ import uuid
 from pathlib import Path
 
 from streamad.benchmarks import bench_report
-from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, corpus, naive_model, prepare_model,
-                                           proc_stats, write_config)
+from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, corpus, daemon_worker, naive_model,
+                                           prepare_model, proc_stats, write_config)
 from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
 from streamad.benchmarks.bench_producer import LINGER_MS
 from streamad.config import ConfigError
@@ -52,9 +52,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="MODEL_DIR", help="audio model to benchmark (default: train one, see --detector)")
     p.add_argument("--detector", choices=DETECTORS, default="default",
                    help="without --model: the daemon's model is the shipped audio default (configs/audio.yaml, "
-                        "default) or a default-size GMGAN (gmgan); the naive loop always runs a GMGAN")
+                        "default), configs/audio-sfx.yaml (sfx) or a default-size GMGAN (gmgan); the naive loop "
+                        "always runs a GMGAN")
     p.add_argument("--scorer", choices=("thread", "process"), default="thread",
                    help="the daemon's worker.scorer: score in the worker thread (default) or a child process")
+    p.add_argument("--device", default="cpu",
+                   help="scoring device of the model phase and the daemon: cpu (default), cuda, cuda:N (the naive "
+                        "loop and the alert threshold stay on the CPU)")
+    p.add_argument("--max-batch", type=int,
+                   help="the daemon's worker.max_batch (default: the config default, 256; with a CUDA --device 4096)")
+    p.add_argument("--queue-windows", type=int,
+                   help="the daemon's worker.queue_windows (default: the config default, 1024; with a CUDA --device "
+                        "8192)")
+    p.add_argument("--model-batches", default="256",
+                   help="model phase: comma-separated batch sizes (default 256; on a GPU e.g. 256,1024,4096)")
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--streams", help="live sweep, comma-separated N (default 10,100,300,500,1000,1500,2000,3000; "
                                      "quick: 10,100)")
@@ -93,6 +104,12 @@ def _defaults(a: argparse.Namespace) -> None:
     a.naive_seconds = a.naive_seconds or (10.0 if q else 30.0)
     a.phases = [x for x in a.phases.split(",") if x]
     a.process_counts = [int(x) for x in a.processes.split(",") if x]
+    try:
+        a.model_batches = tuple(int(x) for x in str(a.model_batches).split(",") if x) or (256,)
+    except ValueError:
+        raise ConfigError(f"bench --model-batches: whole numbers separated by commas, got {a.model_batches!r}") from None
+    if min(a.model_batches) < 1:
+        raise ConfigError(f"bench --model-batches: batch sizes must be >= 1, got {a.model_batches!r}")
     bad = set(a.phases) - set(PHASES)
     if bad:
         raise ConfigError(f"bench --phases: unknown {', '.join(sorted(bad))} (choose from {', '.join(PHASES)})")
@@ -116,14 +133,18 @@ def box_info() -> dict:
     return info
 
 
-def model_phase(model: Path, seconds: float) -> dict:
+def model_phase(model: Path, seconds: float, device: str = "cpu", batches: tuple[int, ...] = (256,)) -> dict:
+    """Model-only windows/s on one thread at each batch size; the first batch size's row is the
+    headline (``windows_per_s``), every row is kept under ``by_batch``."""
     import torch
 
     from streamad.benchmarks.throughput import measure
     from streamad.model import AnomalyModel
 
     torch.set_num_threads(1)
-    return measure(AnomalyModel.load(model, device="cpu"), 256, seconds, show=False)
+    m = AnomalyModel.load(model, device=device)
+    rows = [measure(m, b, seconds, show=False) for b in batches]
+    return {**rows[0], "by_batch": rows} if len(rows) > 1 else rows[0]
 
 
 def naive_phase(ctx: Ctx, topic: str, windows: int, seconds: float, threads: int) -> dict:
@@ -161,7 +182,7 @@ STALL_S = 60.0  # backlog: no new window for this long once scoring began = stal
 def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: float = 900.0) -> dict:
     """A fresh group scores the whole backlog; sampled every 0.1 s through /metrics and /proc."""
     cfg = write_config(ctx.out / f"backlog-{processes}.yaml", topic, f"bench-backlog-{uuid.uuid4().hex[:6]}",
-                       ctx.model, ctx.embedded, scorer=ctx.scorer)
+                       ctx.model, ctx.embedded, device=ctx.device, scorer=ctx.scorer, **(ctx.worker or {}))
     d = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-backlog-{processes}.log", ctx.port(processes), processes)
     d.start(wait=False)
     rows, t_start = [], time.time()
@@ -193,7 +214,7 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     return bench_report.backlog_summary(rows, windows, processes, rc)
 
 
-SETTINGS = ("quick", "detector", "scorer", "streams", "live_seconds", "warmup_s", "backlog_streams",
+SETTINGS = ("quick", "detector", "scorer", "device", "max_batch", "queue_windows", "streams", "live_seconds", "warmup_s", "backlog_streams",
             "backlog_seconds", "chunk_s", "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes", "linger_ms")
 
 
@@ -217,7 +238,7 @@ def run(a: argparse.Namespace) -> int:
 
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
-        ctx = Ctx.from_args(a, out, broker, say, scorer=a.scorer)
+        ctx = Ctx.from_args(a, out, broker, say, scorer=a.scorer, device=a.device, worker=daemon_worker(a))
         say(f"broker {ctx.bootstrap}; preparing recordings and the benchmark model")
         sig = corpus(data_dir(a), out)
         ctx.model, res["model"] = prepare_model(out, data_dir(a), sig, Path(a.model) if a.model else None,
@@ -237,10 +258,16 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _partial(out: Path, res: dict) -> None:
+    """The results so far, after each point (``OUT/performance.partial.json``): a sweep stopped
+    midway keeps what it measured."""
+    (out / "performance.partial.json").write_text(json.dumps(res, indent=1, default=str))
+
+
 def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
     if "model" in a.phases:
-        say("model-only scoring speed (1 thread, batch 256)")
-        res["model_only"] = model_phase(ctx.model, 5.0 if a.quick else 15.0)
+        say(f"model-only scoring speed (1 thread, {a.device}, batch {'/'.join(map(str, a.model_batches))})")
+        res["model_only"] = model_phase(ctx.model, 5.0 if a.quick else 15.0, a.device, a.model_batches)
         say(f"  {res['model_only']['windows_per_s']} windows/s")
     if {"naive", "backlog"} & set(a.phases):
         say(f"producing the backlog: {a.backlog_streams} streams x {a.backlog_seconds:.0f} s")
@@ -255,6 +282,7 @@ def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
                 say(f"backlog: {windows} windows, {n} process(es)")
                 res["backlog"].append(backlog_run(ctx, topic, windows, n))
                 say(f"  {res['backlog'][-1]['windows_per_s']} windows/s end to end")
+                _partial(ctx.out, res)
         ctx.drop_topics(topic)
     if "live" in a.phases:
         res["live"] = []
@@ -262,6 +290,7 @@ def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
             say(f"live: {n} streams for {a.live_seconds:.0f} s")
             r = run_live(ctx, n, a.live_seconds, a.warmup_s, a.live_processes)
             res["live"].append(r)
+            _partial(ctx.out, res)
             say(f"  p50/p95/p99 {r['latency']['p50_s']}/{r['latency']['p95_s']}/{r['latency']['p99_s']} s, "
                 f"lag max {r.get('lag_max')}: {r['verdict']}")
             if not r["keeps_up"]:

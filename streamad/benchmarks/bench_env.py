@@ -1,9 +1,9 @@
 """What every phase of ``streamad bench`` shares: the recordings, the benchmark model, daemon
 configs, and a handle on a running daemon (its /metrics and its processes' CPU and memory).
 
-The benchmark model (``--detector``) is either the shipped audio default (``configs/audio.yaml``'s
-front end and model section, trained on the ambient recordings as ``streamad train`` would) or a
-GMGAN of the daemon's default size trained briefly (its weights do not change the cost of a forward
+The benchmark model (``--detector``) is the shipped audio default (``configs/audio.yaml``'s front
+end and model section, trained on the ambient recordings as ``streamad train`` would), the same for
+``configs/audio-sfx.yaml`` (``sfx``), or a GMGAN of the daemon's default size trained briefly (its weights do not change the cost of a forward
 pass). Its threshold is set so that a known fraction of the benchmark recordings' windows opens an
 alert (``alert_threshold``), and alert latency is measured on many alerts. The naive loop always
 runs a GMGAN's generator (``naive_model``): the GANomaly-sized network a user writes the loop for.
@@ -44,14 +44,17 @@ def corpus(data_dir: Path, out: Path, max_files: int = 64) -> np.ndarray:
     return sig
 
 
-DETECTORS = ("default", "gmgan")  # --detector: the shipped audio default, or a default-size GMGAN
+# --detector: the shipped audio default, a default-size GMGAN, or configs/audio-sfx.yaml (frame
+# mixtures + the pretrained sound-effects CNN over the window and the half-second before it)
+DETECTORS = ("default", "gmgan", "sfx")
+CONFIGS = {"default": "audio.yaml", "sfx": "audio-sfx.yaml"}
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train_cfg(detector: str, steps: int) -> dict:
     if detector == "gmgan":
         return {"model": {"detector": "gmgan", "params": {"steps": steps}}, "train": {"train_hop_s": 0.25}}
-    shipped = yaml.safe_load((ROOT / "configs" / "audio.yaml").read_text())
+    shipped = yaml.safe_load((ROOT / "configs" / CONFIGS[detector]).read_text())
     return {k: shipped[k] for k in ("kind", "audio", "model", "train") if k in shipped}
 
 
@@ -82,6 +85,7 @@ def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None
                   detector: str = "gmgan") -> tuple[Path, dict]:
     """A model directory whose threshold makes ``alert_fraction`` of the corpus windows open an alert:
     ``model`` when given, else ``detector`` trained by ``base_model``."""
+    from streamad.kinds import kind_of
     from streamad.model import AnomalyModel
     from streamad.model_checks import version_of
     from streamad.windows.base import frame_windows
@@ -89,7 +93,7 @@ def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None
     base = model if model is not None else base_model(out, data_dir, detector)
     m = AnomalyModel.load(base, device="cpu")
     wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
-    scores, _ = m.score(frame_windows(wire, WINDOW, HOP), 256)
+    scores, _ = m.score(frame_windows(wire, kind_of(m.cfg).window_shape(m)[0], HOP), 256)  # context included
     thr = alert_threshold(scores, alert_fraction)
     dst = out / "model-bench"
     if dst.exists():
@@ -122,18 +126,27 @@ def alert_threshold(scores: np.ndarray, fraction: float) -> float:
 
 
 def write_config(path: Path, topic: str, group: str, model: Path, embedded: bool, inputs: list[str] | None = None,
-                 **worker) -> Path:
-    """A daemon config for the benchmark (alerts to ``TOPIC-alerts``; ``inputs`` default ``[TOPIC]``)."""
+                 device: str = "cpu", **worker) -> Path:
+    """A daemon config for the benchmark (alerts to ``TOPIC-alerts``; ``inputs`` default ``[TOPIC]``;
+    the model scored on ``device``)."""
     kafka = {"input_topics": inputs or [topic], "alert_topic": f"{topic}-alerts", "dead_letter_topic": f"{topic}-dlq",
              "group_id": group}
     # short sessions: Tansu holds a group join for half the session (the client default, 45 s, makes
     # every join 23 s); 6 s is the least Apache Kafka accepts (group.min.session.timeout.ms)
     session = 2000 if embedded else 6000
     kafka.update(session_timeout_ms=session, heartbeat_interval_ms=session // 3)
-    cfg = {"kind": "audio", "kafka": kafka, "model": {"path": str(model), "device": "cpu"},
+    cfg = {"kind": "audio", "kafka": kafka, "model": {"path": str(model), "device": device},
            "alerts": {"cooldown_s": 0.0}, "worker": {"threads": 1, **worker}}
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def daemon_worker(a) -> dict:
+    """Worker settings of the benchmarked daemon beyond the config defaults (``bench --max-batch``,
+    ``--queue-windows``): a GPU scores larger batches."""
+    gpu = str(a.device).startswith("cuda")
+    w = {"max_batch": a.max_batch or (4096 if gpu else None), "queue_windows": a.queue_windows or (8192 if gpu else None)}
+    return {k: v for k, v in w.items() if v is not None}
 
 
 # -- /proc and /metrics --------------------------------------------------------------------

@@ -42,6 +42,8 @@ class Ctx:
     say: Callable[[str], None] = print
     naive_model: Path | None = None  # the GMGAN the naive loop runs (bench_env.naive_model)
     scorer: str = "thread"  # the daemon's worker.scorer
+    device: str = "cpu"  # the daemon's model.device (bench --device)
+    worker: dict | None = None  # more worker settings of the daemon (bench --max-batch, --queue-windows)
     linger_ms: int = LINGER_MS  # paced producers: how long a record may wait for others of its batch (bench --linger-ms)
 
     @classmethod
@@ -218,8 +220,8 @@ def summarize(rows: list[dict], lo: float, hi: float) -> dict:
 def run_live(ctx: Ctx, n: int, seconds: float, warmup_s: float, processes: int = 1, **worker) -> dict:
     """One point of the sweep: N paced streams for ``seconds`` (the first ``warmup_s`` not counted)."""
     topic = ctx.topics(f"live{n}")
-    cfg = write_config(ctx.out / f"live-{n}.yaml", topic, f"bench-{topic}", ctx.model, ctx.embedded,
-                       **{"scorer": ctx.scorer, **worker})
+    cfg = write_config(ctx.out / f"live-{n}.yaml", topic, f"bench-{topic}", ctx.model, ctx.embedded, device=ctx.device,
+                       **{"scorer": ctx.scorer, **(ctx.worker or {}), **worker})
     daemon = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-live-{n}.log", ctx.port(processes), processes).start()
     collector = AlertCollector(ctx.bootstrap, f"{topic}-alerts")
     collector.start()

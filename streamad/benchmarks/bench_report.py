@@ -64,7 +64,7 @@ def _f(x, nd: int = 0) -> str:
 def _model_what(m: dict) -> str:
     """How the benchmark model was made (older results have no ``made`` and were default-size GMGANs)."""
     return {"default": "the shipped audio default, configs/audio.yaml",
-            "gmgan": "default size"}.get(m.get("made", "gmgan"), "given with --model")
+            "sfx": "configs/audio-sfx.yaml", "gmgan": "default size"}.get(m.get("made", "gmgan"), "given with --model")
 
 
 def _head(res: dict) -> list[str]:
@@ -89,9 +89,10 @@ def markdown(res: dict) -> str:
     lines += _head(res)
     lines += ["| measurement | windows/s | live 16 kHz streams | CPU % | peak RSS MB |", "|---|---|---|---|---|"]
     mo, nv = res.get("model_only"), res.get("naive")
-    if mo:
-        lines.append(f"| model only (1 thread, batch {mo['batch']}, no Kafka) | {_f(mo['windows_per_s'])} | "
-                     f"{_f(mo['windows_per_s'] / 2)} | 100 | — |")
+    for row in (mo.get("by_batch") or [mo]) if mo else []:
+        dev = "" if row.get("device", "cpu") == "cpu" else f"{row['device']}, "
+        lines.append(f"| model only (1 thread, {dev}batch {row['batch']}, no Kafka) | {_f(row['windows_per_s'])} | "
+                     f"{_f(row['windows_per_s'] / 2)} | {'—' if dev else 100} | — |")
     if nv:
         lines.append(f"| naive loop (kafka-python + librosa + 1 forward pass per window) | {_f(nv['windows_per_s'])} | "
                      f"{_f(nv['live_streams'])} | — | {_f(nv.get('rss_mb_max'))} |")

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from streamad.benchmarks import bench_report
-from streamad.benchmarks.bench_env import DaemonRun, corpus, prepare_model, write_config
+from streamad.benchmarks.bench_env import DaemonRun, corpus, daemon_worker, prepare_model, write_config
 from streamad.benchmarks.bench_live import (
     AlertCollector,
     Ctx,
@@ -63,7 +63,7 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     broker = None if a.bootstrap else EmbeddedBroker().start()
     try:
-        ctx = Ctx.from_args(a, out, broker, say)
+        ctx = Ctx.from_args(a, out, broker, say, device=a.device, worker=daemon_worker(a))
         sig = corpus(data, out)
         ctx.model, model_info = prepare_model(out, data, sig, Path(a.model) if a.model else None, a.alert_fraction,
                                             a.detector)
@@ -72,7 +72,7 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
         inputs = [f"{base}-{i}" for i in range(segments)]
         ensure_topics(ctx.bootstrap, inputs + [f"{base}-alerts", f"{base}-dlq"], a.partitions)
         cfg = write_config(out / "soak.yaml", base, f"bench-{base}", ctx.model, ctx.embedded, inputs=inputs,
-                           idle_stream_s=30.0, scorer=a.scorer)
+                           device=a.device, idle_stream_s=30.0, scorer=a.scorer, **ctx.worker)
         res = _run(ctx, a, cfg, base, inputs, say)
         res["model"] = model_info
         head["box"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -65,6 +65,7 @@ class FrameFullGMM(Detector):
         whole_param("exposure", self.params["exposure"], 0,
                     "a whole number >= 0 (hidden units of the exposure classifier, 0 = off)")
         whole_param("exposure_steps", self.params["exposure_steps"], 1, "a whole number >= 1")
+        self._moved: tuple | None = None  # (device, floor, mixtures, band) copied to a GPU (_parts)
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameFullGMM":
@@ -77,6 +78,7 @@ class FrameFullGMM(Detector):
     def _fit_patches(self, X: torch.Tensor, lab: torch.Tensor, seed: int) -> None:
         """Fit every part on checked patches ``X`` with labels ``lab`` (1 = labelled anomaly)."""
         p = self.params
+        self._moved = None  # device copies of the previous fit's mixtures
         X = X.cpu().float()
         labelled, X = X[lab == 1], X[lab == 0]  # the mixtures and the floor see normal windows only
         if p["exposure"] > 0 and not len(labelled):
@@ -128,8 +130,37 @@ class FrameFullGMM(Detector):
         check_layout(X, self.name, self.input, self.patch_shape)
         return self._patch_components(X)
 
-    def _patch_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
-        """Score components of checked patches ``X``."""
+    def to(self, device: torch.device | str) -> "FrameFullGMM":
+        super().to(device)
+        self._moved = None
+        return self
+
+    def _parts(self) -> tuple:
+        """(device, floor, gmm, diag, local, band) to score with: the mixtures on the scoring device
+        (copies made once per device; the CPU uses the fitted ones), except with a frame bank or an
+        exposure classifier, which score on the CPU."""
+        if self.device.type == "cpu" or self.bank is not None or self.exposure is not None:
+            return torch.device("cpu"), self.lo, self.gmm, self.diag, self.local, self.band
+        if self._moved is None or self._moved[0] != self.device:
+            self._moved = self._copies(self.device)
+        return self._moved
+
+    def _copies(self, dev: torch.device) -> tuple:
+        """The floor, mixtures and band statistics copied to ``dev``, each exactly as a loaded model holds them."""
+
+        def mix(m: FullGMM | DiagGMM | None) -> FullGMM | DiagGMM | None:
+            if m is None:
+                return None
+            c = FullGMM(m.k, m.iters, m.shrink, m.reg) if isinstance(m, FullGMM) else DiagGMM(m.k, m.iters)
+            c.load_state({k: v.to(dev) for k, v in m.state().items()})
+            return c
+
+        band = None if self.band is None else (self.band[0].to(dev), self.band[1].to(dev))
+        return dev, None if self.lo is None else self.lo.to(dev), mix(self.gmm), mix(self.diag), mix(self.local), band
+
+    def _patch_components(self, X: torch.Tensor, parts: tuple | None = None) -> dict[str, np.ndarray]:
+        """Score components of checked patches ``X``, on the scoring device (``parts``: ``_parts()``)."""
+        dev, lo, gmm, diag, local, band = parts or self._parts()
         out: dict[str, list[torch.Tensor]] = {"nll": [], "nll_top": []}
         if self.diag is not None:
             out["nll_diag"] = []
@@ -141,28 +172,31 @@ class FrameFullGMM(Detector):
             out["band_top"] = []
         if self.exposure is not None:
             out["exposure"] = []
-        for xb in batched(X, 256):
-            f = frame_features(xb.cpu().float(), self.params["delta"], self.lo)  # once per batch
-            nll = self._frame_nll(self.gmm, f)
-            out["nll"].append(nll.mean(1))
-            out["nll_top"].append(top_mean(nll, self.params["top"]))
-            if self.diag is not None:
-                out["nll_diag"].append(self._frame_nll(self.diag, f).mean(1))
-            if self.local is not None:
-                lnll = self._frame_nll(self.local, local_contrast(f, self.params["local_q"]))
-                out["nll_local"].append(lnll.mean(1))
-                out["nll_local_top"].append(top_mean(lnll, self.params["top"]))
-            if self.bank is not None:
-                d = self.bank.nearest(f)
-                out["nn"].append(d.mean(1))
-                out["nn_top"].append(top_mean(d, self.params["top"]))
-            if self.band is not None:
-                z = (f - self.band[0]) / self.band[1]
-                m = min(self.params["band_top"], z.shape[2])
-                out["band_top"].append(top_mean(z.topk(m, dim=2).values.mean(2), self.params["top"]))
-            if self.exposure is not None:
-                out["exposure"].append(self.exposure.window_logit(self._exposure_features(xb, f)))
-        return {c: torch.cat(v).double().numpy() for c, v in out.items()}
+        # float32 whatever worker.precision says (float16 is for networks: the mixtures' sums overflow
+        # in it); a GPU takes larger batches: 256 windows of 32 frames are too few to fill it
+        with torch.autocast(dev.type, enabled=False):
+            for xb in batched(X, 256 if dev.type == "cpu" else 4096):
+                f = frame_features(xb.to(dev).float(), self.params["delta"], lo)  # once per batch
+                nll = self._frame_nll(gmm, f)
+                out["nll"].append(nll.mean(1))
+                out["nll_top"].append(top_mean(nll, self.params["top"]))
+                if diag is not None:
+                    out["nll_diag"].append(self._frame_nll(diag, f).mean(1))
+                if local is not None:
+                    lnll = self._frame_nll(local, local_contrast(f, self.params["local_q"]))
+                    out["nll_local"].append(lnll.mean(1))
+                    out["nll_local_top"].append(top_mean(lnll, self.params["top"]))
+                if self.bank is not None:
+                    d = self.bank.nearest(f)
+                    out["nn"].append(d.mean(1))
+                    out["nn_top"].append(top_mean(d, self.params["top"]))
+                if band is not None:
+                    z = (f - band[0]) / band[1]
+                    m = min(self.params["band_top"], z.shape[2])
+                    out["band_top"].append(top_mean(z.topk(m, dim=2).values.mean(2), self.params["top"]))
+                if self.exposure is not None:
+                    out["exposure"].append(self.exposure.window_logit(self._exposure_features(xb, f)))
+        return {c: torch.cat(v).double().cpu().numpy() for c, v in out.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
         out = self.gmm.state()
@@ -180,6 +214,7 @@ class FrameFullGMM(Detector):
         return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self._moved = None
         self.gmm = FullGMM(self.params["k"], self.params["iters"], self.params["shrink"], self.params["reg"])
         self.gmm.load_state({k: v for k, v in state.items() if k in ("logw", "mu", "whiten", "logdet")})
         self.lo = state["floor"].float() if "floor" in state else None

@@ -117,9 +117,13 @@ class FrameSFX(FrameFullGMM):
     @torch.no_grad()
     def score_components(self, X: torch.Tensor) -> dict[str, np.ndarray]:
         check_layout(X, self.name, self.input, self.patch_shape)
-        out = self._patch_components(self._patches(X))
-        f = self._steps(X)
-        d = 1.0 - (f.reshape(-1, f.shape[2]) @ self.sfx_bank.T).max(dim=1).values.reshape(f.shape[:2])
+        # worker.precision's autocast does not reach in here: the log-mel front end and the mixtures are
+        # float32, the CNN's precision is model.params.sfx_precision (float16 overflowed in it: NaN
+        # scores, seen on an H200)
+        with torch.autocast(self.device.type, enabled=False):
+            out = self._patch_components(self._patches(X))
+            f = self._steps(X)
+            d = 1.0 - (f.reshape(-1, f.shape[2]) @ self.sfx_bank.T).max(dim=1).values.reshape(f.shape[:2])
         out["sfx"] = d.mean(1).double().cpu().numpy()
         out["sfx_top"] = d.max(1).values.double().cpu().numpy()
         return out
