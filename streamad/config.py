@@ -203,7 +203,7 @@ class WorkerConfig:
     # A scoring pass should take at most about this long: batches are capped at
     # latency_budget_s / (measured seconds per window), between 16 and max_batch.
     latency_budget_s: float = 0.1
-    precision: str = "float32"  # float32 | float16 (CUDA only: network detectors under autocast; CPU ignores it)
+    precision: str = "float32"  # float32 | float16 (CUDA only: network detectors under autocast, frame ones stay float32; CPU ignores it)
     # thread: the model runs in the worker thread; process: in a child process of its own (no interpreter
     # lock shared with the poll loop; one more torch in memory; see daemon/scorer_proc.py)
     scorer: str = "thread"
