@@ -5,6 +5,7 @@
     streamad bench --bootstrap H:P    # against a given Kafka instead of the embedded broker
     streamad bench --detector gmgan   # the daemon on a default-size GMGAN instead of the shipped default
     streamad bench --scorer process   # the daemon with worker.scorer: process
+    streamad bench --device cuda      # the model phase and the daemon on a GPU (tools/gpu_bench.sh: the GPU set)
 
 Phases (``--phases``, all by default), on the same recordings (the ambient set, 16 kHz) and model:
 
@@ -214,8 +215,8 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     return bench_report.backlog_summary(rows, windows, processes, rc)
 
 
-SETTINGS = ("quick", "detector", "scorer", "device", "max_batch", "queue_windows", "streams", "live_seconds", "warmup_s", "backlog_streams",
-            "backlog_seconds", "chunk_s", "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes", "linger_ms")
+SETTINGS = ("quick", "detector", "scorer", "device", "max_batch", "queue_windows", "streams", "live_seconds",
+            "warmup_s", "backlog_streams", "backlog_seconds", "chunk_s", "partitions", "alert_fraction", "naive_seconds", "naive_threads", "live_processes", "linger_ms")
 
 
 def data_dir(a: argparse.Namespace) -> Path:
