@@ -77,6 +77,22 @@ def test_shipped_streamad_configs_load():
     assert cfg.model.device == "cuda"
 
 
+def test_deploy_configs_train_and_score_as_the_shipped_audio_default():
+    """The compose and Kubernetes configs (also what the images train with) have configs/audio.yaml's
+    front end, detector, score weights and training: a deployment gets the default the per-scene
+    benchmark chose, with its false-alert guards (cross-fitted threshold, seam windows)."""
+    ref = C.load(ROOT / "configs" / "audio.yaml").to_dict()
+    shipped = {"compose": C.load(DEPLOY / "compose" / "streamad.yaml").to_dict(),
+               "k8s": C.from_dict(yaml.safe_load(k8s("configmap.yaml")["data"]["streamad.yaml"])).to_dict()}
+    for name, got in shipped.items():
+        assert got["audio"] == ref["audio"], name
+        assert got["train"] == ref["train"], name
+        assert got["alerts"] == ref["alerts"], name
+        drop = ("path", "device")
+        assert {k: v for k, v in got["model"].items() if k not in drop} == \
+            {k: v for k, v in ref["model"].items() if k not in drop}, name
+
+
 def test_repo_configs_document_metrics_and_logging():
     for f in sorted((ROOT / "configs").glob("*.yaml")):
         raw = load(f)
