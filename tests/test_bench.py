@@ -44,6 +44,9 @@ def test_summaries_latency_and_verdict():
                   "cpu_s": 0.5 * t, "rss_mb": 400.0, "others_cpu_s": 0.1 * t} for t in range(10)]
     s = summarize(live_rows, 2, 8)
     assert s["windows_per_s"] == 20.0 and s["daemon_cpu_pct"] == 50.0 and s["lag_end"] == 0
+    assert s["broker_producers_cpu_pct"] == 10.0 and "broker_cpu_pct" not in s  # no broker of its own
+    split = summarize([{**r, "broker_cpu_s": 0.04 * r["t"]} for r in live_rows], 2, 8)
+    assert split["broker_cpu_pct"] == 4.0 and split["broker_producers_cpu_pct"] == 10.0
     ok = {"streams": 10, "windows_due_per_s": 20.0, "records_due_per_s": 100, "latency": lat, **s,
           "producer_late_p99_s": 0.01}
     assert verdict(ok)[0]
@@ -77,6 +80,8 @@ def test_report_files_and_docs_block(tmp_path):
     text = docs.read_text()
     assert "hand-written" in text and "after" in text and "\nold\n" not in text
     assert "| 100 | 200 → 200 | 5 | 0.100 / 0.200 / 0.300 / 0.400 |" in text
+    res["live"][1]["broker_cpu_pct"] = 3.0
+    assert "| 5 (broker 3) | keeps up |" in R.markdown(res)
 
 
 def test_gpu_settings_model_rows_per_batch_and_bad_batches():

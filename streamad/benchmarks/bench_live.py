@@ -166,9 +166,12 @@ class AlertCollector(threading.Thread):
 class Sampler(threading.Thread):
     """Once a second: the daemon's /metrics totals and CPU/RSS; the broker's and producers' CPU."""
 
-    def __init__(self, daemon: DaemonRun, others: Callable[[], list[int]], every: float = 1.0):
+    def __init__(self, daemon: DaemonRun, others: Callable[[], list[int]], every: float = 1.0,
+                 broker_pid: int | None = None):
+        """``others``: the producers' and the broker's processes (their CPU together); ``broker_pid``:
+        the embedded broker alone as well, so that the two can be told apart."""
         super().__init__(daemon=True)
-        self.d, self.others, self.every = daemon, others, every
+        self.d, self.others, self.every, self.broker_pid = daemon, others, every, broker_pid
         self.rows: list[dict] = []
         self.done = threading.Event()
 
@@ -181,12 +184,13 @@ class Sampler(threading.Thread):
                 m = {}
             cpu, rss = proc_stats(self.d.pids())
             ocpu, _ = proc_stats(self.others())
+            bcpu = proc_stats([self.broker_pid])[0] if self.broker_pid else None
             self.rows.append({"t": t, "windows": m.get("streamad_windows_scored_total", 0.0),
                               "records": sum(v for k, v in m.items() if k == "streamad_records_total"),
                               "lag": m.get("streamad_consumer_lag", 0.0),
                               "queue": m.get("streamad_scoring_queue_depth", 0.0),
                               "paused": m.get("streamad_paused_partitions", 0.0),
-                              "cpu_s": cpu, "rss_mb": rss, "others_cpu_s": ocpu})
+                              "cpu_s": cpu, "rss_mb": rss, "others_cpu_s": ocpu, "broker_cpu_s": bcpu})
             self.done.wait(max(0.0, self.every - (time.time() - t)))
 
 
@@ -211,6 +215,8 @@ def summarize(rows: list[dict], lo: float, hi: float) -> dict:
             "records_per_s": round((b["records"] - a["records"]) / dt, 1),
             "daemon_cpu_pct": round(100 * (b["cpu_s"] - a["cpu_s"]) / dt, 1),
             "broker_producers_cpu_pct": round(100 * (b["others_cpu_s"] - a["others_cpu_s"]) / dt, 1),
+            **({"broker_cpu_pct": round(100 * (b["broker_cpu_s"] - a["broker_cpu_s"]) / dt, 1)}
+               if a.get("broker_cpu_s") is not None and b.get("broker_cpu_s") is not None else {}),
             "rss_mb_start": round(a["rss_mb"], 1), "rss_mb_end": round(b["rss_mb"], 1),
             "rss_mb_max": round(max(r["rss_mb"] for r in win), 1),
             "lag_max": int(max(r["lag"] for r in win)), "lag_end": int(b["lag"]),
@@ -227,7 +233,8 @@ def run_live(ctx: Ctx, n: int, seconds: float, warmup_s: float, processes: int =
     collector.start()
     t0 = time.time() + 4.0  # producers start up (imports) before their first chunk is due
     producers = spawn_producers(ctx, topic, n, seconds, t0, paced=True)
-    sampler = Sampler(daemon, lambda: [p.pid for p, _ in producers] + ([ctx.broker_pid] if ctx.broker_pid else []))
+    sampler = Sampler(daemon, lambda: [p.pid for p, _ in producers] + ([ctx.broker_pid] if ctx.broker_pid else []),
+                      broker_pid=ctx.broker_pid)
     sampler.start()
     try:
         while any(p.poll() is None for p, _ in producers):

@@ -114,7 +114,9 @@ def markdown(res: dict) -> str:
                          f"{lt['alerts']} | {_f(lt['p50_s'], 3)} / {_f(lt['p95_s'], 3)} / {_f(lt['p99_s'], 3)} / "
                          f"{_f(lt['max_s'], 3)} | {_f(x.get('lag_max'))} / {_f(x.get('lag_end'))} | "
                          f"{_f(x.get('daemon_cpu_pct'))} | {_f(x.get('rss_mb_start'))} → {_f(x.get('rss_mb_end'))} | "
-                         f"{_f(x.get('broker_producers_cpu_pct'))} | {x['verdict']} |")
+                         f"{_f(x.get('broker_producers_cpu_pct'))}"
+                         + (f" (broker {_f(x['broker_cpu_pct'])})" if x.get("broker_cpu_pct") is not None else "")
+                         + f" | {x['verdict']} |")
     if res.get("soak"):
         lines += ["", SOAK, soak_markdown(res["soak"])]
     return "\n".join(lines) + "\n"

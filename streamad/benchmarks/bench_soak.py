@@ -97,7 +97,8 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
     collector.start()
     t0 = time.time() + 6.0
     live: list = []
-    sampler = Sampler(daemon, lambda: [p.pid for p, _ in live] + ([ctx.broker_pid] if ctx.broker_pid else []), 5.0)
+    sampler = Sampler(daemon, lambda: [p.pid for p, _ in live] + ([ctx.broker_pid] if ctx.broker_pid else []), 5.0,
+                      broker_pid=ctx.broker_pid)
     sampler.start()
     reports: list[dict] = []
     next_say = [time.time()]
