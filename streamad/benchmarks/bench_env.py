@@ -3,10 +3,11 @@ configs, and a handle on a running daemon (its /metrics and its processes' CPU a
 
 The benchmark model (``--detector``) is the shipped audio default (``configs/audio.yaml``'s front
 end and model section, trained on the ambient recordings as ``streamad train`` would), the same for
-``configs/audio-sfx.yaml`` (``sfx``), or a GMGAN of the daemon's default size trained briefly (its weights do not change the cost of a forward
-pass). Its threshold is set so that a known fraction of the benchmark recordings' windows opens an
-alert (``alert_threshold``), and alert latency is measured on many alerts. The naive loop always
-runs a GMGAN's generator (``naive_model``): the GANomaly-sized network a user writes the loop for.
+``configs/audio-sfx.yaml`` (``sfx``), or a GMGAN of the daemon's default size trained briefly (its
+weights do not change the cost of a forward pass). Its threshold is set so that a known fraction of
+the benchmark recordings' windows opens an alert (``alert_threshold``), and alert latency is
+measured on many alerts. The naive loop always runs a GMGAN's generator (``naive_model``): the
+GANomaly-sized network a user writes the loop for.
 """
 from __future__ import annotations
 
@@ -145,7 +146,8 @@ def daemon_worker(a) -> dict:
     """Worker settings of the benchmarked daemon beyond the config defaults (``bench --max-batch``,
     ``--queue-windows``): a GPU scores larger batches."""
     gpu = str(a.device).startswith("cuda")
-    w = {"max_batch": a.max_batch or (4096 if gpu else None), "queue_windows": a.queue_windows or (8192 if gpu else None)}
+    w = {"max_batch": a.max_batch or (4096 if gpu else None),
+         "queue_windows": a.queue_windows or (8192 if gpu else None)}
     return {k: v for k, v in w.items() if v is not None}
 
 
