@@ -254,7 +254,7 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
             log.warning("model.score_weights_choice with audio.train_synthetic: a component trained on synthetic "
                         "sounds (exposure) is ranked on sounds of the same kind, so the choice favours it")
         cands = [full_weights(w, list(comps)) for _, w in sets]
-        added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], fe.rate, cfg.train.seed)
+        added = weight_choice.synthetic_components([(m, hold) for m, hold, _ in scored], cfg.train.seed)
         best, aucs = weight_choice.choose(cands, comps, added, cal)
         cal.weights = cands[best]
         n = int(len(next(iter(added.values()))))

@@ -37,9 +37,10 @@ BATCH = 512  # synthetic windows made and scored at a time
 HEARING_WARN = 0.85  # below this hearing-check AUC, training warns (docs/EVAL.md: dev scenes under it were hard)
 
 
-def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float, seed: int) -> dict[str, np.ndarray]:
+def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], seed: int) -> dict[str, np.ndarray]:
     """Components of the held-back windows with one synthetic sound each, every window scored by the
-    model that held it back: ``scored`` = [(model, [held-back window arrays])]."""
+    model that held it back (at its front end's rate, inside its window span past the context):
+    ``scored`` = [(model, [held-back window arrays])]."""
     total = sum(len(h) for _, hold in scored for h in hold)
     per = min(float(PER_WINDOW), MAX_WINDOWS / max(1, total))
     parts: list[dict[str, np.ndarray]] = []
@@ -49,7 +50,7 @@ def synthetic_components(scored: list[tuple[Any, list[np.ndarray]]], rate: float
             j += 1
             if not len(h):
                 continue
-            rows = SyntheticWindows(h, max(1, int(round(per * len(h)))), rate, seed=seed * 1009 + j,
+            rows = SyntheticWindows(h, max(1, int(round(per * len(h)))), model.frontend.rate, seed=seed * 1009 + j,
                                     lead=model.frontend.lead)
             for i in range(0, len(rows), BATCH):  # made batch by batch: never all in memory at once
                 parts.append(model.components(rows[i:i + BATCH], BATCH))
