@@ -35,8 +35,8 @@ import uuid
 from pathlib import Path
 
 from streamad.benchmarks import bench_report
-from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, corpus, daemon_worker, naive_model,
-                                           prepare_model, proc_stats, write_config)
+from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, batch_sizes, corpus, daemon_worker,
+                                           naive_model, prepare_model, proc_stats, write_config)
 from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
 from streamad.benchmarks.bench_producer import LINGER_MS
 from streamad.config import ConfigError
@@ -105,12 +105,7 @@ def _defaults(a: argparse.Namespace) -> None:
     a.naive_seconds = a.naive_seconds or (10.0 if q else 30.0)
     a.phases = [x for x in a.phases.split(",") if x]
     a.process_counts = [int(x) for x in a.processes.split(",") if x]
-    try:
-        a.model_batches = tuple(int(x) for x in str(a.model_batches).split(",") if x) or (256,)
-    except ValueError:
-        raise ConfigError(f"bench --model-batches: whole numbers separated by commas, got {a.model_batches!r}") from None
-    if min(a.model_batches) < 1:
-        raise ConfigError(f"bench --model-batches: batch sizes must be >= 1, got {a.model_batches!r}")
+    a.model_batches = batch_sizes(a.model_batches, "bench --model-batches")
     bad = set(a.phases) - set(PHASES)
     if bad:
         raise ConfigError(f"bench --phases: unknown {', '.join(sorted(bad))} (choose from {', '.join(PHASES)})")

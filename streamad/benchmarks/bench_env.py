@@ -52,6 +52,24 @@ CONFIGS = {"default": "audio.yaml", "sfx": "audio-sfx.yaml"}
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def on_wire(sig: np.ndarray) -> np.ndarray:
+    """``sig`` as the daemon receives it: through 16-bit PCM (``streamad replay``'s records), float32."""
+    return (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
+
+
+def batch_sizes(text: str, flag: str) -> tuple[int, ...]:
+    """Comma-separated batch sizes (``--model-batches``, ``--batches``); a one-line ConfigError otherwise."""
+    from streamad.config import ConfigError
+
+    try:
+        sizes = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: whole numbers separated by commas, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"{flag}: batch sizes must be >= 1, got {text!r}")
+    return sizes
+
+
 def _train_cfg(detector: str, steps: int) -> dict:
     if detector == "gmgan":
         return {"model": {"detector": "gmgan", "params": {"steps": steps}}, "train": {"train_hop_s": 0.25}}
@@ -93,8 +111,7 @@ def prepare_model(out: Path, data_dir: Path, sig: np.ndarray, model: Path | None
 
     base = model if model is not None else base_model(out, data_dir, detector)
     m = AnomalyModel.load(base, device="cpu")
-    wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
-    scores, _ = m.score(frame_windows(wire, kind_of(m.cfg).window_shape(m)[0], HOP), 256)  # context included
+    scores, _ = m.score(frame_windows(on_wire(sig), kind_of(m.cfg).window_shape(m)[0], HOP), 256)  # context included
     thr = alert_threshold(scores, alert_fraction)
     dst = out / "model-bench"
     if dst.exists():

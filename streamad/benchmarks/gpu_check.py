@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-NAMES = ("default", "gmgan", "sfx")
+from streamad.benchmarks.bench_env import DETECTORS as NAMES  # the models bench trains: default, gmgan, sfx
+from streamad.benchmarks.bench_env import base_model, batch_sizes, corpus, on_wire
+
 THREADS = torch.get_num_threads()  # before any timing sets it to 1
 
 
@@ -41,7 +43,7 @@ def windows_for(m, sig: np.ndarray, n: int) -> np.ndarray:
     from streamad.kinds import kind_of
     from streamad.windows.base import frame_windows
 
-    wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
+    wire = on_wire(sig)
     size = kind_of(m.cfg).window_shape(m)[0]
     return np.ascontiguousarray(frame_windows(wire, size, max(1, (len(wire) - size) // max(1, n - 1))))
 
@@ -54,7 +56,8 @@ def agreement(ref: tuple[np.ndarray, dict], got: tuple[np.ndarray, dict], thresh
     spread = max(float(q75 - q25), 1e-12)
     comp = {k: float(np.max(np.abs(c1[k] - v)) / max(float(np.percentile(v, 75) - np.percentile(v, 25)), 1e-12))
             for k, v in c0.items()}
-    return {"max_abs_diff": float(np.max(np.abs(s1 - s0))), "max_diff_in_iqr": float(np.max(np.abs(s1 - s0)) / spread),
+    diff = float(np.max(np.abs(s1 - s0)))
+    return {"max_abs_diff": diff, "max_diff_in_iqr": diff / spread,
             "worst_component": max(comp, key=comp.get) if comp else None,
             "worst_component_diff_in_iqr": max(comp.values()) if comp else 0.0,
             "decisions_differ": int(np.sum((s0 > threshold) != (s1 > threshold))),
@@ -123,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", type=int, default=1024, help="real windows compared (default 1024)")
     a = p.parse_args(argv)
 
-    from streamad.benchmarks.bench import box_info
-    from streamad.benchmarks.bench_env import base_model, corpus
+    from streamad.benchmarks.bench import box_info, data_dir
     from streamad.config import ConfigError
     from streamad.model import resolve_device
 
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"gpu_check: --models from {', '.join(NAMES)}; --model NAME=DIR"
                           + (f" (unknown: {', '.join(sorted(bad))})" if bad else ""))
     resolve_device(a.device)  # a clear error when CUDA is asked for and absent
-    data = Path(a.data) if a.data else Path.cwd().parent / "shared" / "data" / "audio" / "ambient"
+    batches = list(batch_sizes(a.batches, "gpu_check --batches"))
+    data = data_dir(a)
     out = Path(a.out)
     (out / "models").mkdir(parents=True, exist_ok=True)
     sig = corpus(data, out)
@@ -145,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(given[name]) if name in given else base_model(out / "models", data, name)
         if name not in given:
             say(f"{name}: model ready in {time.time() - t0:.0f} s ({path})")
-        res["models"][name] = check(name, path, sig, a.device, [int(b) for b in a.batches.split(",")], a.seconds,
-                                    a.windows)
+        res["models"][name] = check(name, path, sig, a.device, batches, a.seconds, a.windows)
         (out / "gpu_check.json").write_text(json.dumps(res, indent=2))
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
