@@ -85,9 +85,13 @@ class FrameSFX(FrameFullGMM):
             self.sfx_bank = self.sfx_bank.to(self.device)
         return self
 
-    def _patches(self, X: torch.Tensor) -> torch.Tensor:
+    def _patches(self, X: torch.Tensor, host: bool = True) -> torch.Tensor:
+        """The log-mel patches of raw windows ``X``, made on the scoring device; in host memory for
+        training (``host``: all training windows at once), left on the device for scoring, where
+        the mixtures score them (no copy to the host and back per batch)."""
         fe = self._front()
-        return torch.cat([fe.transform(X[i:i + SLICE, 0].to(self.device)).cpu() for i in range(0, len(X), SLICE)])
+        place = torch.device("cpu") if host else self.device
+        return torch.cat([fe.transform(X[i:i + SLICE, 0].to(self.device)).to(place) for i in range(0, len(X), SLICE)])
 
     def fit(self, X: torch.Tensor, y: Any = None, *, seed: int = 0, progress: Progress | None = None,
             checkpoint: Path | None = None) -> "FrameSFX":
@@ -121,7 +125,7 @@ class FrameSFX(FrameFullGMM):
         # float32, the CNN's precision is model.params.sfx_precision (float16 overflowed in it: NaN
         # scores, seen on an H200)
         with torch.autocast(self.device.type, enabled=False):
-            out = self._patch_components(self._patches(X))
+            out = self._patch_components(self._patches(X, host=False))
             f = self._steps(X)
             d = 1.0 - (f.reshape(-1, f.shape[2]) @ self.sfx_bank.T).max(dim=1).values.reshape(f.shape[:2])
         out["sfx"] = d.mean(1).double().cpu().numpy()
