@@ -115,6 +115,39 @@ def test_local_contrast_quantile_reference():
     assert (low >= 0).float().mean() > 0.7 and (low < 0).any()  # a lower reference: most frames above it
 
 
+def test_order_statistics_by_numpy_equal_torchs_own_exactly():
+    """The CPU selects medians and largest values with numpy's partition (faster); every result
+    must be the one torch's median / kthvalue / topk give, bit for bit: ties, odd and even frame
+    counts, the strided layout of frame_features, float64, inference mode, and NaN (torch's rule)."""
+    from streamad.models.frames import largest, local_contrast, top_mean
+
+    g = torch.Generator().manual_seed(0)
+    cases = [torch.randn(256, 64, 32, generator=g).transpose(1, 2),  # frame_features' layout
+             torch.randn(7, 33, 5, generator=g), torch.randn(3, 1, 4, generator=g),
+             torch.round(torch.randn(64, 32, 8, generator=g) * 2),  # many ties
+             torch.randn(9, 32, 6, generator=g).double()]
+    nan = torch.randn(4, 32, 3, generator=g)
+    nan[1, 5, 2] = float("nan")
+    cases.append(nan)
+    for f in cases:
+        for q in (0.5, 0.25, 0.0):
+            i = int(round(q * (f.shape[1] - 1)))
+            ref = f.median(dim=1, keepdim=True).values if q == 0.5 else f.kthvalue(i + 1, dim=1, keepdim=True).values
+            with torch.inference_mode():
+                got = local_contrast(f, q)
+            assert torch.equal(got, f - ref) or (torch.isnan(f).any() and torch.allclose(got, f - ref, equal_nan=True))
+        for k in (1, min(4, f.shape[2]), f.shape[2]):
+            assert torch.equal(largest(f, k, 2), f.topk(k, dim=2).values) or bool(torch.isnan(f).any())
+        v = f[:, :, 0]
+        for frac in (0.125, 0.5, 1.0):
+            kk = max(1, int(round(frac * v.shape[1])))
+            want = v.topk(kk, dim=1).values.mean(1)
+            assert torch.equal(top_mean(v, frac), want) or (torch.isnan(v).any() and torch.allclose(
+                top_mean(v, frac), want, equal_nan=True))
+    # with a NaN the selection is torch's: the NaN row's median is NaN, as torch.median says
+    assert torch.isnan(local_contrast(nan)[1, :, 2]).all() and not torch.isnan(local_contrast(nan)[0]).any()
+
+
 def test_frame_bank_distances_and_a_sound_unlike_every_normal_one():
     """bank: a frame's distance to its nearest bank frame (exact against brute force); normal
     frames from two distinct sounds (a mixture of few Gaussians blurs them) are both close, a

@@ -42,7 +42,8 @@ import torch
 from streamad.models.base import Detector, Progress, TrainingError, batched, check_layout, whole_param
 from streamad.models.frame_exposure import FrameExposure
 from streamad.models.frame_knn import FrameBank, bank_size
-from streamad.models.frames import band_floor, band_scale, frame_features, frame_rows, local_contrast, top_mean
+from streamad.models.frames import (band_floor, band_scale, frame_features, frame_rows, largest, local_contrast,
+                                    top_mean)
 from streamad.models.fullgmm import FullGMM
 from streamad.models.gmm import DiagGMM
 
@@ -193,7 +194,7 @@ class FrameFullGMM(Detector):
                 if band is not None:
                     z = (f - band[0]) / band[1]
                     m = min(self.params["band_top"], z.shape[2])
-                    out["band_top"].append(top_mean(z.topk(m, dim=2).values.mean(2), self.params["top"]))
+                    out["band_top"].append(top_mean(largest(z, m, 2).mean(2), self.params["top"]))
                 if self.exposure is not None:
                     out["exposure"].append(self.exposure.window_logit(self._exposure_features(xb, f)))
         return {c: torch.cat(v).double().cpu().numpy() for c, v in out.items()}

@@ -9,8 +9,10 @@ batch (training memory then holds the patches once, not every frame feature of e
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
+import numpy as np
 import torch
 
 
@@ -76,14 +78,44 @@ def band_scale(f: torch.Tensor, least: float = 1e-3) -> tuple[torch.Tensor, torc
 
 def local_contrast(f: torch.Tensor, q: float = 0.5) -> torch.Tensor:
     """(N, W, F) frame features -> each frame minus its window's per-band ``q`` quantile (the
-    median for 0.5; the lower order statistic at index round(q * (W - 1)) otherwise)."""
+    median for 0.5, as ``torch.median``: the lower of the two middle values when W is even; the
+    lower order statistic at index round(q * (W - 1)) otherwise)."""
+    i = (f.shape[1] - 1) // 2 if q == 0.5 else int(round(q * (f.shape[1] - 1)))
+    if _by_numpy(f):
+        return f - _partition(f, i)
     if q == 0.5:
         return f - f.median(dim=1, keepdim=True).values
-    k = int(round(q * (f.shape[1] - 1))) + 1
-    return f - f.kthvalue(k, dim=1, keepdim=True).values
+    return f - f.kthvalue(i + 1, dim=1, keepdim=True).values
+
+
+def _by_numpy(f: torch.Tensor) -> bool:
+    """Select order statistics with numpy: on the CPU, without autograd, and without NaN (whose
+    place in the order torch and numpy define differently)."""
+    if f.device.type != "cpu" or f.requires_grad or f.dtype not in (torch.float32, torch.float64) or not f.numel():
+        return False
+    return math.isfinite(float(f.sum())) or not bool(torch.isnan(f).any())  # the sum: a cheap first look
+
+
+def _partition(f: torch.Tensor, i: int) -> torch.Tensor:
+    """(N, W, F) -> (N, 1, F): the ``i``-th smallest (0-based) of each window's W values per band,
+    equal to ``f.kthvalue(i + 1, dim=1, keepdim=True).values`` (a selection returns one of the
+    inputs). numpy's partition is 5x faster than torch's per-row sort for 32 frames, which took a
+    third of the default detector's scoring time on the CPU."""
+    return torch.from_numpy(np.ascontiguousarray(np.partition(f.numpy(), i, axis=1)[:, i:i + 1]))
 
 
 def top_mean(v: torch.Tensor, frac: float) -> torch.Tensor:
     """(N, W) -> (N,) mean of each row's largest round(frac * W) values (at least one)."""
     k = max(1, int(round(frac * v.shape[1])))
-    return v.topk(k, dim=1).values.mean(1)
+    return largest(v, k, 1).mean(1)
+
+
+def largest(v: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """``v.topk(k, dim).values``: the ``k`` largest values along ``dim``, in descending order (so
+    that a mean over them adds in the same order). On the CPU by numpy's partition (see
+    ``_partition``)."""
+    if not _by_numpy(v) or not 0 < k <= v.shape[dim]:
+        return v.topk(k, dim=dim).values
+    n = v.shape[dim]
+    top = np.take(np.partition(v.numpy(), n - k, axis=dim), np.arange(n - k, n), axis=dim)
+    return torch.from_numpy(-np.sort(-top, axis=dim))  # descending (negation is exact)
