@@ -238,3 +238,21 @@ def test_naive_loop_always_runs_a_gmgan(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(ValueError, match="--detector"):
         bench_env.base_model(tmp_path, tmp_path, "pca")
+
+
+@pytest.mark.broker
+def test_topic_census_counts_what_the_broker_holds_and_a_producers_resends(broker, unique):
+    """A backlog that stalls short is told apart from one that never fully reached the broker: the
+    census counts records and distinct chunks (a producer's retry stores a chunk twice)."""
+    from streamad.benchmarks.bench import topic_census
+    from streamad.io import kafka as kio
+    from tests.kafka_util import produce_audio
+
+    topic = f"census-{unique}"
+    kio.ensure_topics(broker.bootstrap, [topic], 2)
+    sig = np.zeros(16000, dtype=np.float32)
+    assert produce_audio(broker.bootstrap, topic, "a", sig, 16000, 1000.0) == 10
+    assert produce_audio(broker.bootstrap, topic, "b", sig[:4800], 16000, 1000.0) == 3
+    produce_audio(broker.bootstrap, topic, "a", sig[:3200], 16000, 1000.0)  # "a"'s first two chunks again
+    c = topic_census(broker.bootstrap, topic, idle_s=1.5)
+    assert c == {"records": 15, "chunks": 13, "duplicate_records": 2, "partitions": 2}

@@ -168,8 +168,30 @@ def produce_backlog(ctx: Ctx, streams: int, seconds: float) -> tuple[str, int]:
     """The backlog topic, pre-produced: (topic, windows it holds)."""
     topic = ctx.topics("backlog")
     procs = spawn_producers(ctx, topic, streams, seconds, TS0, paced=False, per_process=max(1, streams // 2))
-    wait_producers(procs)
+    wait_producers(procs)  # says so when the broker did not acknowledge some chunks
     return topic, streams * (1 + (int(seconds * SR) - WINDOW) // HOP)
+
+
+def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
+    """What the broker holds: records and distinct chunks (stream, capture time) in every partition
+    of ``topic``, read from the start without a consumer group. Tells a daemon that stopped short
+    from a backlog that never fully reached the broker, or reached it twice (a producer's retry)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                      auto_offset_reset="earliest", consumer_timeout_ms=int(idle_s * 1000))
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        c.assign(parts)
+        c.seek_to_beginning()
+        records, chunks = 0, set()
+        for r in c:
+            records += 1
+            chunks.add((r.key, dict(r.headers or ()).get("timestamp")))
+        return {"records": records, "chunks": len(chunks), "duplicate_records": records - len(chunks),
+                "partitions": len(parts)}
+    finally:
+        c.close()
 
 
 STALL_S = 60.0  # backlog: no new window for this long once scoring began = stalled, stop waiting
@@ -182,7 +204,7 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     d = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-backlog-{processes}.log", ctx.port(processes), processes)
     d.start(wait=False)
     rows, t_start = [], time.time()
-    last_change, last_windows = time.time(), -1.0
+    last_change, last_windows, stalled = time.time(), -1.0, False
     try:
         while time.time() - t_start < timeout:
             time.sleep(0.1)
@@ -197,6 +219,7 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
                 last_change, last_windows = time.time(), m.get("streamad_windows_scored_total", 0.0)
             elif last_windows > 0 and time.time() - last_change > STALL_S:
                 say(f"  backlog x{processes}: no window scored for {STALL_S:.0f} s at {last_windows:.0f}/{windows}")
+                stalled = True
                 break
             cpu, rss = proc_stats(d.pids())
             rows.append((time.time(), m.get("streamad_records_total", 0.0),
@@ -207,7 +230,13 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
                 say(f"  backlog x{processes}: {rows[-1][2]:.0f}/{windows} windows")
     finally:
         rc = d.stop()
-    return bench_report.backlog_summary(rows, windows, processes, rc)
+    res = bench_report.backlog_summary(rows, windows, processes, rc)
+    if stalled:
+        res["topic"] = topic_census(ctx.bootstrap, topic)
+        res["records_read"] = rows[-1][1] if rows else 0
+        say(f"  backlog x{processes}: the topic holds {res['topic']['records']} records, "
+            f"{res['topic']['chunks']} distinct chunks; the daemon read {res['records_read']:.0f}")
+    return res
 
 
 SETTINGS = ("quick", "detector", "scorer", "device", "max_batch", "queue_windows", "streams", "live_seconds",

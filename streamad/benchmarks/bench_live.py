@@ -129,6 +129,10 @@ def wait_producers(procs: list[tuple[subprocess.Popen, Path]], timeout: float = 
             raise RuntimeError(f"benchmark producer exited with {p.returncode}")
         reports.append(json.loads(report.read_text()))
         report.unlink()
+        if reports[-1].get("chunks_failed"):
+            r = reports[-1]
+            print(f"[bench {time.strftime('%H:%M:%S')}]   the broker did not acknowledge {r['chunks_failed']} of a "
+                  f"producer's {r['chunks_sent']} chunks: {r.get('failures')}", file=sys.stderr, flush=True)
     return reports
 
 

@@ -70,6 +70,10 @@ def run(a: argparse.Namespace) -> dict:
     prod = kio.producer(KafkaConfig(), a.bootstrap, acks=1, linger_ms=a.linger_ms if a.paced else 20, retries=3)
     late: list[float] = []
     sent = 0
+    failed: list[str] = []  # sends the broker never acknowledged (after the client's retries)
+
+    def lost(exc: BaseException) -> None:
+        failed.append(f"{type(exc).__name__}: {exc}"[:200])
     t_start = time.time()
     try:
         for k in range(chunks):
@@ -82,13 +86,14 @@ def run(a: argparse.Namespace) -> dict:
                     else:
                         late.append(-delay)
                 key, value, headers = encode_audio(stream_id(j), chunk_of(sig, j, skip + k, n), SR, ts)
-                prod.send(a.topic, key=key, value=value, headers=headers)
+                prod.send(a.topic, key=key, value=value, headers=headers).add_errback(lost)
                 sent += 1
         prod.flush(timeout=60)
     finally:
         prod.close(timeout=10)
     lat = np.array(late) if late else np.zeros(1)
-    return {"first": a.first, "count": a.count, "chunks_sent": sent, "wall_s": round(time.time() - t_start, 2),
+    return {"first": a.first, "count": a.count, "chunks_sent": sent, "chunks_failed": len(failed),
+            "failures": sorted(set(failed))[:5], "wall_s": round(time.time() - t_start, 2),
             "late_sends": len(late), "late_p99_s": round(float(np.quantile(lat, 0.99)), 4),
             "late_max_s": round(float(lat.max()), 4)}
 
