@@ -254,5 +254,9 @@ def test_topic_census_counts_what_the_broker_holds_and_a_producers_resends(broke
     assert produce_audio(broker.bootstrap, topic, "a", sig, 16000, 1000.0) == 10
     assert produce_audio(broker.bootstrap, topic, "b", sig[:4800], 16000, 1000.0) == 3
     produce_audio(broker.bootstrap, topic, "a", sig[:3200], 16000, 1000.0)  # "a"'s first two chunks again
+    produce_audio(broker.bootstrap, topic, "c", sig, 16000, 1000.0)
+    produce_audio(broker.bootstrap, topic, "c", sig, 16000, 1001.5)  # after a 0.5 s gap: a second segment
     c = topic_census(broker.bootstrap, topic, idle_s=1.5)
-    assert c == {"records": 15, "chunks": 13, "duplicate_records": 2, "partitions": 2}
+    # windows: "a" 1 (1 s), "b" none (0.3 s), "c" one per segment; the resent chunks make none
+    assert c == {"records": 35, "chunks": 33, "duplicate_records": 2, "partitions": 2, "streams": 3, "gaps": 1,
+                 "windows": 3}

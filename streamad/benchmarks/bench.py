@@ -164,18 +164,30 @@ def naive_phase(ctx: Ctx, topic: str, windows: int, seconds: float, threads: int
     return res
 
 
-def produce_backlog(ctx: Ctx, streams: int, seconds: float) -> tuple[str, int]:
-    """The backlog topic, pre-produced: (topic, windows it holds)."""
+def produce_backlog(ctx: Ctx, streams: int, seconds: float) -> tuple[str, int, dict]:
+    """The backlog topic, pre-produced: (topic, windows it holds, what the producers sent and saw fail
+    and the broker's census of it)."""
     topic = ctx.topics("backlog")
     procs = spawn_producers(ctx, topic, streams, seconds, TS0, paced=False, per_process=max(1, streams // 2))
-    wait_producers(procs)  # says so when the broker did not acknowledge some chunks
-    return topic, streams * (1 + (int(seconds * SR) - WINDOW) // HOP)
+    reports = wait_producers(procs)  # says so when the broker did not acknowledge some chunks
+    produced = {"sent": sum(r["chunks_sent"] for r in reports),
+                "failed": sum(r.get("chunks_failed", 0) for r in reports), "census": topic_census(ctx.bootstrap, topic)}
+    windows = streams * (1 + (int(seconds * SR) - WINDOW) // HOP)
+    held = produced["census"]
+    if held["chunks"] != produced["sent"] - produced["failed"] or held["duplicate_records"]:
+        say(f"  the broker holds {held['chunks']} distinct chunks ({held['records']} records) of the "
+            f"{produced['sent'] - produced['failed']} it acknowledged: the backlog is timed on the {held['windows']} "
+            f"windows they make, not {windows}")
+        windows = held["windows"]
+    return topic, windows, produced
 
 
 def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
-    """What the broker holds: records and distinct chunks (stream, capture time) in every partition
-    of ``topic``, read from the start without a consumer group. Tells a daemon that stopped short
-    from a backlog that never fully reached the broker, or reached it twice (a producer's retry)."""
+    """What the broker holds of a benchmark topic, read from the start without a consumer group:
+    records, distinct chunks (stream, capture time), the streams missing chunks, and the windows the
+    daemon can cut from them (each stream's contiguous runs of chunks are its segments: a gap starts a
+    new segment on the window grid, as the daemon's buffers do). Tells a backlog that never fully
+    reached the broker, or reached it twice (a producer's retry), from a daemon that stopped short."""
     from kafka import KafkaConsumer, TopicPartition
 
     c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
@@ -184,21 +196,41 @@ def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
         parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
         c.assign(parts)
         c.seek_to_beginning()
-        records, chunks = 0, set()
+        records, chunks = 0, {}
         for r in c:
             records += 1
-            chunks.add((r.key, dict(r.headers or ()).get("timestamp")))
-        return {"records": records, "chunks": len(chunks), "duplicate_records": records - len(chunks),
-                "partitions": len(parts)}
+            ts = dict(r.headers or ()).get("timestamp", b"nan")
+            chunks[(r.key, ts)] = len(r.value or b"") // 2  # int16 mono samples
     finally:
         c.close()
+    spans: dict = {}
+    for (key, ts), n in chunks.items():
+        pos = int(round(float(ts) * SR))
+        spans.setdefault(key, []).append((pos, pos + n))
+    windows, gaps = 0, 0
+    for runs in spans.values():
+        runs.sort()
+        seg0, seg1 = runs[0]
+        for a, b in runs[1:] + [(None, None)]:
+            if a is not None and abs(a - seg1) <= SR // 20:  # contiguous (the daemon's gap tolerance)
+                seg1 = b
+                continue
+            first = -(-seg0 // HOP) * HOP  # the first grid point at or after the segment's start
+            windows += max(0, (seg1 - WINDOW - first) // HOP + 1) if seg1 - first >= WINDOW else 0
+            if a is not None:
+                gaps += 1
+                seg0, seg1 = a, b
+    return {"records": records, "chunks": len(chunks), "duplicate_records": records - len(chunks),
+            "partitions": len(parts), "streams": len(spans), "gaps": gaps, "windows": windows}
 
 
 STALL_S = 60.0  # backlog: no new window for this long once scoring began = stalled, stop waiting
 
 
-def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: float = 900.0) -> dict:
-    """A fresh group scores the whole backlog; sampled every 0.1 s through /metrics and /proc."""
+def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: float = 900.0,
+                produced: dict | None = None) -> dict:
+    """A fresh group scores the whole backlog; sampled every 0.1 s through /metrics and /proc
+    (``produced``: chunks the producers sent and saw fail, for the report of a stall)."""
     cfg = write_config(ctx.out / f"backlog-{processes}.yaml", topic, f"bench-backlog-{uuid.uuid4().hex[:6]}",
                        ctx.model, ctx.embedded, device=ctx.device, scorer=ctx.scorer, **(ctx.worker or {}))
     d = DaemonRun(cfg, ctx.bootstrap, ctx.out / f"daemon-backlog-{processes}.log", ctx.port(processes), processes)
@@ -234,8 +266,9 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     if stalled:
         res["topic"] = topic_census(ctx.bootstrap, topic)
         res["records_read"] = rows[-1][1] if rows else 0
+        sent = f" of the {produced['sent']} chunks sent ({produced['failed']} not acknowledged)" if produced else ""
         say(f"  backlog x{processes}: the topic holds {res['topic']['records']} records, "
-            f"{res['topic']['chunks']} distinct chunks; the daemon read {res['records_read']:.0f}")
+            f"{res['topic']['chunks']} distinct chunks{sent}; the daemon read {res['records_read']:.0f} records")
     return res
 
 
@@ -296,7 +329,8 @@ def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
         say(f"  {res['model_only']['windows_per_s']} windows/s")
     if {"naive", "backlog"} & set(a.phases):
         say(f"producing the backlog: {a.backlog_streams} streams x {a.backlog_seconds:.0f} s")
-        topic, windows = produce_backlog(ctx, a.backlog_streams, a.backlog_seconds)
+        topic, windows, produced = produce_backlog(ctx, a.backlog_streams, a.backlog_seconds)
+        res["backlog_topic"] = produced
         if "naive" in a.phases:
             say(f"naive loop ({a.naive_seconds:.0f} s after warm-up)")
             res["naive"] = naive_phase(ctx, topic, windows, a.naive_seconds, a.naive_threads)
@@ -305,7 +339,7 @@ def _phases(a: argparse.Namespace, ctx: Ctx, res: dict) -> None:
             res["backlog"] = []
             for n in a.process_counts:
                 say(f"backlog: {windows} windows, {n} process(es)")
-                res["backlog"].append(backlog_run(ctx, topic, windows, n))
+                res["backlog"].append(backlog_run(ctx, topic, windows, n, produced=produced))
                 say(f"  {res['backlog'][-1]['windows_per_s']} windows/s end to end")
                 _partial(ctx.out, res)
         ctx.drop_topics(topic)
