@@ -258,5 +258,10 @@ def test_topic_census_counts_what_the_broker_holds_and_a_producers_resends(broke
     produce_audio(broker.bootstrap, topic, "c", sig, 16000, 1001.5)  # after a 0.5 s gap: a second segment
     c = topic_census(broker.bootstrap, topic, idle_s=1.5)
     # windows: "a" 1 (1 s), "b" none (0.3 s), "c" one per segment; the resent chunks make none
+    offsets = c.pop("offsets")
     assert c == {"records": 35, "chunks": 33, "duplicate_records": 2, "partitions": 2, "streams": 3, "gaps": 1,
                  "windows": 3}
+    assert sorted(offsets) == [0, 1] and sum(o["served"] for o in offsets.values()) == 35
+    # offsets served from 0 without a jump; the broker's own end offset is reported beside them (the
+    # embedded broker answers one past the base offset of a partition's last batch, not past its last record)
+    assert all(o["next"] == o["served"] and o["jumps"] == 0 and o["end"] is not None for o in offsets.values())

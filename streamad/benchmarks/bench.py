@@ -196,13 +196,22 @@ def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
         parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
         c.assign(parts)
         c.seek_to_beginning()
-        records, chunks = 0, {}
+        records, chunks, served = 0, {}, {}
         for r in c:
             records += 1
             ts = dict(r.headers or ()).get("timestamp", b"nan")
             chunks[(r.key, ts)] = len(r.value or b"") // 2  # int16 mono samples
+            n, last, jumps = served.get(r.partition, (0, -1, 0))
+            served[r.partition] = (n + 1, r.offset, jumps + (last >= 0 and r.offset != last + 1))
+        ends = c.end_offsets(parts) if parts else {}
     finally:
         c.close()
+    # per partition: records served, the offset after the last one served, the broker's end offset, and
+    # jumps in the offsets served (none in a topic without compaction or transactions)
+    offsets = {}
+    for tp in parts:
+        n, last, jumps = served.get(tp.partition, (0, -1, 0))
+        offsets[tp.partition] = {"served": n, "next": last + 1, "end": ends.get(tp), "jumps": int(jumps)}
     spans: dict = {}
     for (key, ts), n in chunks.items():
         pos = int(round(float(ts) * SR))
@@ -212,8 +221,8 @@ def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
         runs.sort()
         seg0, seg1 = runs[0]
         for a, b in runs[1:] + [(None, None)]:
-            if a is not None and abs(a - seg1) <= SR // 20:  # contiguous (the daemon's gap tolerance)
-                seg1 = b
+            if a is not None and a <= seg1 + SR // 20:  # contiguous within the daemon's gap tolerance, or overlapping
+                seg1 = max(seg1, b)
                 continue
             first = -(-seg0 // HOP) * HOP  # the first grid point at or after the segment's start
             windows += max(0, (seg1 - WINDOW - first) // HOP + 1) if seg1 - first >= WINDOW else 0
@@ -221,7 +230,7 @@ def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
                 gaps += 1
                 seg0, seg1 = a, b
     return {"records": records, "chunks": len(chunks), "duplicate_records": records - len(chunks),
-            "partitions": len(parts), "streams": len(spans), "gaps": gaps, "windows": windows}
+            "partitions": len(parts), "streams": len(spans), "gaps": gaps, "windows": windows, "offsets": offsets}
 
 
 STALL_S = 60.0  # backlog: no new window for this long once scoring began = stalled, stop waiting
