@@ -260,7 +260,7 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
                 last_change, last_windows = time.time(), m.get("streamad_windows_scored_total", 0.0)
             elif last_windows > 0 and time.time() - last_change > STALL_S:
                 say(f"  backlog x{processes}: no window scored for {STALL_S:.0f} s at {last_windows:.0f}/{windows}")
-                stalled = True
+                stalled = m.get("streamad_consumer_lag")  # records the daemon had not read (fetch high watermarks)
                 break
             cpu, rss = proc_stats(d.pids())
             rows.append((time.time(), m.get("streamad_records_total", 0.0),
@@ -272,12 +272,14 @@ def backlog_run(ctx: Ctx, topic: str, windows: int, processes: int, timeout: flo
     finally:
         rc = d.stop()
     res = bench_report.backlog_summary(rows, windows, processes, rc)
-    if stalled:
+    if stalled is not False:
         res["topic"] = topic_census(ctx.bootstrap, topic)
         res["records_read"] = rows[-1][1] if rows else 0
+        res["lag_at_stall"] = stalled
         sent = f" of the {produced['sent']} chunks sent ({produced['failed']} not acknowledged)" if produced else ""
         say(f"  backlog x{processes}: the topic holds {res['topic']['records']} records, "
-            f"{res['topic']['chunks']} distinct chunks{sent}; the daemon read {res['records_read']:.0f} records")
+            f"{res['topic']['chunks']} distinct chunks{sent}; the daemon read {res['records_read']:.0f} records, "
+            f"lag {stalled}")
     return res
 
 
