@@ -184,11 +184,15 @@ def produce_backlog(ctx: Ctx, streams: int, seconds: float) -> tuple[str, int, d
 
 def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
     """What the broker holds of a benchmark topic, read from the start without a consumer group:
-    records, distinct chunks (stream, capture time), the streams missing chunks, and the windows the
-    daemon can cut from them (each stream's contiguous runs of chunks are its segments: a gap starts a
-    new segment on the window grid, as the daemon's buffers do). Tells a backlog that never fully
-    reached the broker, or reached it twice (a producer's retry), from a daemon that stopped short."""
+    records, distinct chunks (stream, capture time), streams, gaps, and the windows the daemon can cut
+    from them (each stream's chunks pushed through ``AudioStreamBuffer``, the daemon's own rules).
+    Tells a backlog that never fully reached the broker, or reached it twice (a producer's retry),
+    from a daemon that stopped short."""
+    import numpy as np
     from kafka import KafkaConsumer, TopicPartition
+
+    from streamad.config import AudioConfig
+    from streamad.windows.audio_buffer import AudioStreamBuffer
 
     c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                       auto_offset_reset="earliest", consumer_timeout_ms=int(idle_s * 1000))
@@ -212,23 +216,18 @@ def topic_census(bootstrap: str, topic: str, idle_s: float = 3.0) -> dict:
     for tp in parts:
         n, last, jumps = served.get(tp.partition, (0, -1, 0))
         offsets[tp.partition] = {"served": n, "next": last + 1, "end": ends.get(tp), "jumps": int(jumps)}
+    # the windows a daemon cuts from those chunks: each stream's chunks through the daemon's own buffer
+    # (its gap and segment rules), in capture order
     spans: dict = {}
     for (key, ts), n in chunks.items():
-        pos = int(round(float(ts) * SR))
-        spans.setdefault(key, []).append((pos, pos + n))
+        spans.setdefault(key, []).append((float(ts), n))
+    tol = int(round(AudioConfig().gap_tolerance_s * SR))
     windows, gaps = 0, 0
-    for runs in spans.values():
-        runs.sort()
-        seg0, seg1 = runs[0]
-        for a, b in runs[1:] + [(None, None)]:
-            if a is not None and a <= seg1 + SR // 20:  # contiguous within the daemon's gap tolerance, or overlapping
-                seg1 = max(seg1, b)
-                continue
-            first = -(-seg0 // HOP) * HOP  # the first grid point at or after the segment's start
-            windows += max(0, (seg1 - WINDOW - first) // HOP + 1) if seg1 - first >= WINDOW else 0
-            if a is not None:
-                gaps += 1
-                seg0, seg1 = a, b
+    for key, runs in spans.items():
+        buf = AudioStreamBuffer(str(key), SR, WINDOW, HOP, tol)
+        for ts, n in sorted(runs):
+            windows += len(buf.push(np.zeros(n, dtype=np.float32), ts))
+        gaps += buf.stats.gaps
     return {"records": records, "chunks": len(chunks), "duplicate_records": records - len(chunks),
             "partitions": len(parts), "streams": len(spans), "gaps": gaps, "windows": windows, "offsets": offsets}
 
