@@ -1,0 +1,188 @@
+"""Offline first look at a new audio score component, on the per-scene benchmark's own scenes and events.
+
+Every audio change of docs/EVAL.md was first tried offline: the shipped default trained per scene
+exactly as ``python -m streamad.benchmarks.audio_eval --protocol scenes`` trains it (first 55 %,
+event plan seed 0, 8 events per scene and EBR), its window scores kept, and a candidate component
+computed on the same windows and added to the default's score. Window ROC-AUC only (no threshold,
+no false alerts): a filter before a benchmark run, not a replacement for it.
+
+    python tools/scenes_offline.py cache --split dev [--part 0 --parts 2]   # ~3 min per part, 2 parts side by side
+    python tools/scenes_offline.py nmf --split dev --atoms 32 --iters 20
+
+``cache`` stores, per scene, the default's scores of the pure test part's windows and of the
+event windows at each EBR, and the log-mel power (dB, unstandardised) of those windows and of the
+training windows (``--cache``, default /tmp/scenes-offline). ``nmf`` is the component tried on
+2026-12-04 (docs/EVAL.md, "A non-negative dictionary of the scene's spectra"): a dictionary of
+``--atoms`` non-negative spectra learned from the training frames' mel power (KL divergence,
+multiplicative updates), each frame explained by it with non-negative activations, the frame scored
+by the mean of its ``--bands`` largest positive residuals 10·log10(V / WH) in dB (what the scene's
+own sounds cannot explain, added energy being the physics of an event over a background), a window
+by its worst 1/8 frames. Standardised on out-of-fold training windows (two contiguous halves) and
+added to the default's score at ``--weight`` (0.5 = weight 2 beside the default's four weight-1
+components).
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamad import metrics  # noqa: E402
+from streamad.benchmarks import scenes as S  # noqa: E402
+from streamad.progress import bar  # noqa: E402
+from streamad.stats import robust_center_scale  # noqa: E402
+
+
+def cache(a: argparse.Namespace) -> None:
+    from streamad.benchmarks.scenes_run import preset_cfg
+    from streamad.evaluation.mixing import window_labels
+    from streamad.scoring import window_times
+    from streamad.train import Recording, train_model
+    from streamad.windows.base import frame_windows
+
+    torch.set_num_threads(1)
+    out = a.cache / a.split
+    out.mkdir(parents=True, exist_ok=True)
+    scenes = S.load_scenes(a.data, None, a.split)[a.part::a.parts]
+    events = S.load_events(a.data)
+    cfg = preset_cfg("default", {})
+    with bar(len(scenes), "cache", "scene") as pb:
+        for sc in scenes:
+            f = out / f"{sc.name}.pkl"
+            pb.set_postfix_str(sc.name[:28])
+            if not f.exists():
+                S.plan_events(sc, len(events[sc.split]), 8, a.seed)
+                model = train_model(cfg, [Recording(sc.name, sc.train)], None, show_progress=False)
+                fe = model.frontend
+                fine = fe.hop // 4
+
+                def db(sig: np.ndarray, hop: int) -> np.ndarray:
+                    w = frame_windows(sig, fe.window, hop)
+                    return np.concatenate([fe.logmel(torch.from_numpy(w[i:i + 512].astype(np.float32))).numpy()
+                                           for i in range(0, len(w), 512)]).astype(np.float32)
+
+                pos, pos_db = {}, {}
+                for ebr in S.EBRS:
+                    ps, pd = [], []
+                    for sig, ivs in S.mixes(sc, events[sc.split], ebr):
+                        s = S.score_at(model, sig, fine)
+                        lab = window_labels(*window_times(model, np.arange(len(s)) * fine), ivs) == 1
+                        ps.append(s[lab])
+                        pd.append(db(sig, fine)[lab])
+                    pos[ebr], pos_db[ebr] = np.concatenate(ps), np.concatenate(pd)
+                rec = {"neg": S.score_at(model, sc.test, fine), "pos": pos, "neg_db": db(sc.test, fine),
+                       "pos_db": pos_db, "tr_db": db(sc.train, fe.train_hop(cfg))}
+                f.write_bytes(pickle.dumps(rec))
+            pb.update(1)
+
+
+def _mu_step(W: torch.Tensor, H: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """One multiplicative update of the activations under the KL divergence."""
+    return H * (W.T @ (V / (W @ H + 1e-12))) / (W.sum(0)[:, None] + 1e-30)
+
+
+def nmf_fit(V: torch.Tensor, k: int, iters: int, seed: int) -> torch.Tensor:
+    """(D, n) non-negative frames -> (D, k) dictionary with unit-sum atoms (KL, multiplicative updates)."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.rand(V.shape[0], k, generator=g, dtype=torch.float64) + 0.1
+    H = torch.rand(k, V.shape[1], generator=g, dtype=torch.float64) * V.mean() + 1e-6
+    for _ in range(iters):
+        H = _mu_step(W, H, V)
+        WH = W @ H + 1e-12
+        W = W * ((V / WH) @ H.T) / (H.sum(1)[None, :] + 1e-30)
+        s = W.sum(0, keepdim=True)
+        W, H = W / s, H * s.T
+    return W
+
+
+def nmf_frames(W: torch.Tensor, db: np.ndarray, iters: int, bands: int) -> np.ndarray:
+    """(n, D, F) dB windows -> (n, F) frame scores: mean of the ``bands`` largest positive dB residuals."""
+    n, d, f = db.shape
+    out = []
+    for i in range(0, n, 512):
+        V = (10 ** (torch.from_numpy(db[i:i + 512]).double() / 10)).permute(1, 0, 2).reshape(d, -1) + 1e-10
+        H = torch.ones(W.shape[1], V.shape[1], dtype=torch.float64) * V.mean(0, keepdim=True) / W.shape[1]
+        for _ in range(iters):
+            H = _mu_step(W, H, V)
+        r = torch.relu(10 * torch.log10(V / (W @ H + 1e-12)))
+        out.append(r.topk(bands, dim=0).values.mean(0).reshape(-1, f).numpy())
+    return np.concatenate(out)
+
+
+def worst(frames: np.ndarray, q: float = 0.125) -> np.ndarray:
+    k = max(1, int(round(frames.shape[1] * q)))
+    return np.sort(frames, 1)[:, -k:].mean(1)
+
+
+def mean_auc(pos: dict, neg: np.ndarray) -> float:
+    return float(np.mean([metrics.roc_auc(np.r_[np.ones(len(p)), np.zeros(len(neg))], np.r_[p, neg])
+                          for p in pos.values()]))
+
+
+def nmf(a: argparse.Namespace) -> None:
+    torch.set_num_threads(a.threads)
+    files = sorted((a.cache / a.split).glob("*.pkl"))
+    if not files:
+        sys.exit(f"scenes_offline: no cached scenes in {a.cache / a.split}: run `cache --split {a.split}` first")
+    rows = []
+    with bar(len(files), "nmf", "scene") as pb:
+        for f in files:
+            c = pickle.loads(f.read_bytes())
+            tr, rng = c["tr_db"], np.random.default_rng(a.seed)
+
+            def fit(idx: np.ndarray) -> torch.Tensor:
+                fr = torch.from_numpy(tr[idx]).double().permute(1, 0, 2).reshape(tr.shape[1], -1)
+                sel = torch.from_numpy(rng.choice(fr.shape[1], min(8000, fr.shape[1]), replace=False))
+                return nmf_fit(10 ** (fr[:, sel] / 10) + 1e-10, a.atoms, 150, a.seed)
+
+            def score(W: torch.Tensor, db: np.ndarray) -> np.ndarray:
+                return worst(nmf_frames(W, db, a.iters, a.bands))
+
+            half = np.arange(len(tr)) < len(tr) // 2
+            wa, wb, wall = fit(np.where(half)[0]), fit(np.where(~half)[0]), fit(np.arange(len(tr)))
+            center, scale = robust_center_scale(np.r_[score(wb, tr[half]), score(wa, tr[~half])], fallback=1.0)
+            neg = (score(wall, c["neg_db"]) - center) / scale
+            pos = {e: (score(wall, d) - center) / scale for e, d in c["pos_db"].items()}
+            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"]), "alone": mean_auc(pos, neg)}
+            for w in a.weight:
+                row[f"+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+            rows.append(row)
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
+            pb.update(1)
+    keys = [k for k in rows[0] if k != "scene"]
+    print("mean " + " ".join(f"{k}={np.mean([r[k] for r in rows]):.4f}" for k in keys))
+    print("scenes up/down vs default " + " ".join(
+        f"{k}={sum(r[k] > r['default'] + 1e-9 for r in rows)}/{sum(r[k] < r['default'] - 1e-9 for r in rows)}"
+        for k in keys[1:]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["cache", "nmf"])
+    p.add_argument("--split", default="dev", choices=["dev", "held-out"])
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--cache", type=Path, default=Path("/tmp/scenes-offline"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part", type=int, default=0, help="cache: this part of the scene list (of --parts)")
+    p.add_argument("--parts", type=int, default=1)
+    p.add_argument("--atoms", type=int, default=32)
+    p.add_argument("--iters", type=int, default=20, help="activation updates per frame at scoring")
+    p.add_argument("--bands", type=int, default=4)
+    p.add_argument("--weight", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    time0 = time.monotonic()
+    (cache if a.what == "cache" else nmf)(a)
+    print(f"{time.monotonic() - time0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
