@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
 import time
 import warnings
+from pathlib import Path
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
 
@@ -71,11 +73,36 @@ def cmd_broker(a: argparse.Namespace) -> int:
     return 0
 
 
+def _writable_dir(path: str, what: str) -> None:
+    """``path`` can be a directory this process writes: it is one, or the nearest existing folder
+    above it is writable; else a one-line CliError now, before any work whose result would be lost."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CliError(f"{what} {path}: exists and is not a directory")
+    q = p
+    while not q.exists():
+        q = q.parent
+    if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
+        raise CliError(f"{what} {path}: cannot write there ({q} is not a writable directory)")
+
+
+def _ebrs(text: str) -> list[float]:
+    """``--ebr`` "-6,0,6" -> [-6.0, 0.0, 6.0]; a one-line CliError for anything else."""
+    try:
+        out = [float(x) for x in text.split(",")]
+    except ValueError:
+        out = []
+    if not out or not all(math.isfinite(x) and -60 <= x <= 60 for x in out):
+        raise CliError(f"eval: --ebr must be comma-separated numbers of dB in -60..60, got {text!r}")
+    return out
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from streamad.kinds import kind_of
     from streamad.train import load_recordings, train_model
 
     cfg = _load_config(a.config)
+    _writable_dir(a.out, "train: --out")
     if a.detector:
         cfg.model.detector = a.detector
     if a.steps is not None:
@@ -120,7 +147,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
         if not (a.normal and a.events):
             raise CliError("eval: audio evaluation needs --normal DIR and --events DIR (or --series FILE...)")
-        ebrs = [float(x) for x in a.ebr.split(",")]
+        ebrs = _ebrs(a.ebr)
+        _writable_dir(a.out, "eval: --out")
         res = eval_audio(a.model, a.normal, a.events, ebrs=ebrs, seed=a.seed, out=a.out, device=a.device,
                          top_alerts=a.top)
     print(json.dumps(res, indent=2))
@@ -210,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     s.add_argument("--detector", help="override model.detector: " + ", ".join(_detector_names())
                    + " (`streamad detectors` lists them)")
-    s.add_argument("--steps", type=int, help="override model.params.steps (training length)")
+    s.add_argument("--steps", type=int, help="override model.params.steps (training length of the network "
+                   "detectors: gmgan, ganomaly, cae, ...; the frame mixtures have none)")
     s.add_argument("--seed", type=int, help="override train.seed")
     s.add_argument("--device", help="cpu, cuda, cuda:N (default: config model.device)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -250,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--print-alerts", action="store_true", help="also print alerts as JSON lines on stdout")
     s.add_argument("--max-seconds", type=float, help="stop after this long (testing)")
     s.add_argument("--score-log", metavar="FILE", help="append one JSON line per scored window (audit trail)")
-    s.add_argument("--log-level", default="INFO")
+    s.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     s.add_argument("--log-format", choices=("text", "json"), help="override logging.format (default: text)")
     s.add_argument("--metrics-port", type=int, metavar="N",
                    help="serve /healthz /readyz /metrics on this port (overrides metrics.port; 0 = off)")

@@ -97,7 +97,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             if stop_early["sig"] is not None:
                 return 0
             if a.score_log:
-                daemon.score_log = open(a.score_log, "a", encoding="utf-8")
+                try:
+                    daemon.score_log = open(a.score_log, "a", encoding="utf-8")
+                except OSError as e:
+                    raise CliError(f"run: --score-log {a.score_log}: {e.strerror or e}") from None
             return daemon.run(max_seconds=a.max_seconds)
         except DeliveryError as e:  # nothing past the failed alert was committed: a restart resumes there
             print(f"streamad: error: {e}; stopping without committing", file=sys.stderr)

@@ -506,6 +506,8 @@ def load(path: str | Path) -> Config:
         text = p.read_text()
     except OSError as e:
         raise ConfigError(f"config file {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

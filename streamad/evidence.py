@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import wave
 from collections import deque
 from pathlib import Path
@@ -126,6 +127,18 @@ class _Tape:
         return (np.concatenate(out).astype(np.float32) / 32768.0) if out else np.zeros(0, np.float32)
 
 
+def stream_dir(stream_id: str) -> str:
+    """A stream's folder name under the evidence root: the stream id when it is a plain name
+    (letters, digits, ``-_.``, at most 120 characters, not only dots); otherwise its plain characters
+    with a hash of the whole id, so that no id (``..``, ``a/b``, ``/etc``) names a folder outside the
+    root and two ids (``a/b``, ``a_b``) never share one."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in stream_id)[:120]
+    if plain == stream_id and plain.strip("."):
+        return plain
+    digest = hashlib.sha1(stream_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{plain.strip('.')[:100] or 'stream'}-{digest}"
+
+
 class EvidenceRecorder:
     """PNG per alert, WAV per audio event, under ``root/<stream id>/<alert id>.{png,wav}``."""
 
@@ -138,7 +151,7 @@ class EvidenceRecorder:
         self.tapes: dict[Any, _Tape] = {}
 
     def _paths(self, alert: dict) -> tuple[Path, Path]:
-        d = self.root / "".join(c if c.isalnum() or c in "-_." else "_" for c in alert["stream_id"])[:120]
+        d = self.root / stream_dir(str(alert["stream_id"]))
         return d / f"{alert['alert_id']}.png", d / f"{alert['alert_id']}.wav"
 
     def samples(self, key: Any, t0: float, samples: np.ndarray) -> None:

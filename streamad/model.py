@@ -22,6 +22,7 @@ from streamad import __version__
 from streamad import model_checks as checks
 from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError, from_dict
+from streamad.errors import first_line
 from streamad.kinds import kind_of
 from streamad.models.base import Detector
 from streamad.models.registry import create
@@ -213,12 +214,12 @@ class AnomalyModel:
             raise ModelFileError(f"{mj}: {e}") from None
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: model files do not match ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0][:160]})") from None
+                                 f"{first_line(e)})") from None
         try:
             checks.check_calibration(meta["calibration"])
             cal = Calibration.from_dict(meta["calibration"])
         except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{mj}: {str(e).splitlines()[0][:200]}") from None
+            raise ModelFileError(f"{mj}: {first_line(e, 200)}") from None
         m = cls(cfg, frontend, det, cal, meta)
         m.device, m.source = dev, path
         try:
@@ -235,7 +236,7 @@ def _read_files(path: Path, mj: Path, wp: Path) -> tuple[dict[str, Any], dict[st
     try:
         meta = json.loads(mj.read_text())
     except (OSError, ValueError) as e:
-        raise ModelFileError(f"{mj}: unreadable model description ({str(e).splitlines()[0][:160]})") from None
+        raise ModelFileError(f"{mj}: unreadable model description ({first_line(e)})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else meta
         raise ModelFileError(f"{mj}: unsupported model format {got!r:.40} (expected {FORMAT})")
@@ -247,7 +248,7 @@ def _read_files(path: Path, mj: Path, wp: Path) -> tuple[dict[str, Any], dict[st
     try:
         state = torch.load(wp, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ModelFileError(f"{wp}: cannot load weights safely ({str(e).splitlines()[0][:160]})") from None
+        raise ModelFileError(f"{wp}: cannot load weights safely ({first_line(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{wp}: expected a flat dict of tensors")
     try:

@@ -299,6 +299,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)
+    create(cfg.model.detector, cfg.model.params)  # its parameters: a one-line error now, not after the front end
     kind = kind_of(cfg)
     probe = kind.frontend(cfg)
     kind.prepare(cfg, recordings, probe)

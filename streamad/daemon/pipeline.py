@@ -97,7 +97,8 @@ class Pipeline:
 
     def __init__(self, name: str, cfg: Config, model: AnomalyModel):
         if model.cfg.kind != cfg.kind:
-            raise ConfigError(f"kind: config is {cfg.kind!r} but model {cfg.model.path} is {model.cfg.kind!r}")
+            raise ConfigError(f"kind: config is {cfg.kind!r} but model {model.source or cfg.model.path} is "
+                              f"{model.cfg.kind!r}")
         self.name, self.cfg, self.model = name, cfg, model
         self.label = Path(name).stem or name  # the `pipeline` label of its metrics (config file stem)
         self.kind = kind_of(cfg)

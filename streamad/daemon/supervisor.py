@@ -34,6 +34,7 @@ from kafka.structs import TopicPartition
 
 from streamad.broker import BrokerError, api_versions_ok
 from streamad.daemon.health import kafka_connected
+from streamad.errors import first_line
 from streamad.io import kafka as kio
 from streamad.io.deadletter import placeholder
 
@@ -184,7 +185,7 @@ class Supervisor:
             return
         tp, offset = found
         pipe = self.d.routes[tp.topic]
-        reason = f"unprocessable record (the Kafka client cannot decode it: {str(exc).splitlines()[0][:200]})"
+        reason = f"unprocessable record (the Kafka client cannot decode it: {first_line(exc, 200)})"
         log.warning("dead-letter %s/%d@%d: %s", tp.topic, tp.partition, offset, reason)
         self.d.ledger.seen(tp, offset)
         self.d.consumer.seek(tp, offset + 1)

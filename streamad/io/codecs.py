@@ -96,7 +96,9 @@ def decode_audio(key: bytes | None, value: bytes | None, headers: Any) -> AudioC
     sr = _header_num(h, "sample_rate", int)
     if not 1000 <= sr <= 384000:
         raise PayloadError(f"header 'sample_rate' out of range: {sr}")
-    dtype_name = h.get("dtype", b"").decode("ascii", "replace")
+    if "dtype" not in h:
+        raise PayloadError("missing header 'dtype'")
+    dtype_name = h["dtype"].decode("ascii", "replace")
     if dtype_name not in DTYPES:
         raise PayloadError(f"header 'dtype' must be int16 or float32, got {dtype_name[:20]!r}")
     ch = _header_num(h, "channels", int)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streamad.errors import first_line
+
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
 
 
@@ -59,7 +61,10 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             y, sr = librosa.load(str(path), sr=None, mono=True)
             x = y[:, None]
         except Exception:
-            raise InputError(f"{path}: cannot decode audio ({str(e).splitlines()[0][:120]})") from None
+            raise InputError(f"{path}: cannot decode audio ({first_line(e, 120)})") from None
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if bad:  # a float file can hold NaN / inf; no detector, resampler or statistic survives them
+        raise InputError(f"{path}: {bad} of {x.size} samples are NaN or infinite (not audio)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
     if sr != sample_rate and len(x):
         import librosa

@@ -7,6 +7,7 @@ broker (then :class:`~streamad.io.kafka.BrokerTimeout`).
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Iterable
 
@@ -139,6 +140,30 @@ def replay_series(producer, topic: str, stream_id: str, data, speed: float = 1.0
     return sent
 
 
+def _check_args(stream_id: str, speed: float, audio: dict[str, Any], series: dict[str, Any]) -> None:
+    """One-line InputError for replay settings that would send nothing a daemon can use."""
+    from streamad.io.files import InputError
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not stream_id:
+        raise InputError("replay: --stream-id must not be empty (it is every record's key)")
+    if not finite(speed) or speed < 0:
+        raise InputError(f"replay: --speed must be a number >= 0 (0 = as fast as possible), got {speed}")
+    for opts in (audio, series):
+        if opts.get("start_ts") is not None and not finite(opts["start_ts"]):
+            raise InputError(f"replay: --start-ts must be a finite time in epoch seconds, got {opts['start_ts']}")
+    sr, chunk = audio.get("sample_rate", 16000), audio.get("chunk_s", 0.1)
+    if not isinstance(sr, int) or sr < 1000:
+        raise InputError(f"replay: --sample-rate must be a whole number of Hz >= 1000, got {sr}")
+    if not finite(chunk) or not 0.001 <= chunk <= 60:
+        raise InputError(f"replay: --chunk-s must be 0.001-60 seconds of audio per record, got {chunk}")
+    batch = series.get("batch", 1)
+    if not isinstance(batch, int) or batch < 1:
+        raise InputError(f"replay: --batch must be a whole number >= 1, got {batch}")
+
+
 def replay_files(bootstrap: str, topic: str, stream_id: str, files: list[str], speed: float = 1.0,
                  broker_timeout_s: float | None = 300.0, say: Callable[[str], None] = print,
                  audio: dict[str, Any] | None = None, series: dict[str, Any] | None = None) -> None:
@@ -147,8 +172,11 @@ def replay_files(bootstrap: str, topic: str, stream_id: str, files: list[str], s
     waiting up to ``broker_timeout_s`` for an absent broker (BrokerTimeout)."""
     from pathlib import Path
 
-    from streamad.config import KafkaConfig
+    from streamad.config import KafkaConfig, check_topic
     from streamad.io.files import InputError, list_audio, load_audio
+
+    check_topic(topic, "replay: --topic")
+    _check_args(stream_id, speed, audio or {}, series or {})
 
     def make():
         # attempts of at most 10 s: a hung broker is reported (one line) soon, then waited for

@@ -26,6 +26,7 @@ Contract:
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -44,6 +45,25 @@ def whole_param(key: str, value: Any, least: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(f"model.params.{key}: {what}, got {value!r}")
     return value
+
+
+def _check_param_type(key: str, value: Any, default: Any) -> None:
+    """``model.params.<key>`` of the kind its default is (a whole number, a finite number, true/false,
+    text), else a one-line ConfigError; parameters whose default is None or a list are the
+    detector's own to check."""
+    if isinstance(default, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        what = "a finite number"
+    elif isinstance(default, str):
+        ok, what = isinstance(value, str), "text"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"model.params.{key}: {what}, got {value!r}")
 
 
 class TrainingError(RuntimeError):
@@ -68,6 +88,8 @@ class Detector(ABC):
 
             raise ConfigError(f"model.params.{sorted(unknown)[0]}: unknown parameter for detector "
                               f"{self.name!r} (known: {', '.join(sorted(self.defaults)) or 'none'})")
+        for key, value in params.items():
+            _check_param_type(key, value, self.defaults[key])
         self.params = {**self.defaults, **params}
         self.device = torch.device("cpu")
 

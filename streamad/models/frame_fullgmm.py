@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamad.config import ConfigError
 from streamad.models.base import Detector, Progress, TrainingError, batched, check_layout, whole_param
 from streamad.models.frame_exposure import FrameExposure
 from streamad.models.frame_knn import FrameBank, bank_size
@@ -61,6 +62,17 @@ class FrameFullGMM(Detector):
     def __init__(self, **params: Any):
         super().__init__(**params)
         bank_size(self.params["bank"], 0)  # 0: no bank
+        p = self.params
+        for key, least in (("k", 1), ("iters", 1), ("diag_k", 0), ("diag_iters", 1), ("local_k", 0), ("delta", 0),
+                           ("max_frames", 2)):
+            whole_param(key, p[key], least, f"a whole number >= {least}")
+        for key, ok, what in (("top", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+                              ("floor", lambda v: 0 <= v < 1, "a quantile in [0, 1)"),
+                              ("local_q", lambda v: 0 <= v <= 1, "a quantile in [0, 1]"),
+                              ("shrink", lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
+                              ("reg", lambda v: v >= 0, "a number >= 0")):
+            if not ok(p[key]):
+                raise ConfigError(f"model.params.{key}: {what}, got {p[key]!r}")
         whole_param("band_top", self.params["band_top"], 0,
                     "bands per frame for the band_top component, a whole number >= 0 (0 = off)")
         whole_param("exposure", self.params["exposure"], 0,

@@ -31,6 +31,7 @@ class TabularFrontend:
 
     def fit(self, windows: np.ndarray) -> None:
         x = np.asarray(windows, dtype=np.float64).reshape(len(windows), -1)
+        x = np.where(np.isinf(x), np.nan, x)  # an infinite training cell counts as missing, not as the scale
         if self.cfg.scaling == "minmax":
             lo, hi = np.nanmin(x, 0), np.nanmax(x, 0)
             center, scale = lo, hi - lo
