@@ -375,6 +375,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"audio.context_s: must be at most 10 seconds, got {a.context_s}")
     if a.fmax is not None and not 0 < a.fmax <= a.sample_rate / 2:
         raise ConfigError(f"audio.fmax: must be in (0, sample_rate/2], got {a.fmax}")
+    top = a.fmax if a.fmax is not None else a.sample_rate / 2
+    if a.fmin >= top:  # every mel band would be empty: a model that hears nothing
+        raise ConfigError(f"audio.fmin: must be below audio.fmax (or sample_rate/2 = {top:g} Hz), got {a.fmin}")
     lf = cfg.series.lag_fraction
     if lf is not None and not 0 <= lf < 1:
         raise ConfigError(f"series.lag_fraction: must be in [0, 1), got {lf}")

@@ -286,6 +286,17 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     return cal
 
 
+def _check_weight_names(cfg: Config) -> None:
+    """A score weight that names no component the detector can have: a one-line error before any fit
+    (which of its components a model has also depends on its parameters; ``_calibrate`` checks that)."""
+    declared = set(getattr(DETECTORS.get(cfg.model.detector), "components", ()) or ())
+    for key, w in cfg.model.weight_sets() if declared else ():
+        unknown = set(w) - declared
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}: not a score component of {cfg.model.detector} "
+                              f"(components: {', '.join(sorted(declared))})")
+
+
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
                 show_progress: bool = True, device: str | None = None,
                 anomalies: list[Recording] | None = None) -> AnomalyModel:
@@ -300,6 +311,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)
     create(cfg.model.detector, cfg.model.params)  # its parameters: a one-line error now, not after the front end
+    _check_weight_names(cfg)
     kind = kind_of(cfg)
     probe = kind.frontend(cfg)
     kind.prepare(cfg, recordings, probe)

@@ -187,3 +187,49 @@ def test_infinite_training_cells_do_not_become_the_scale():
         clean = TabularFrontend(TabularConfig(scaling=scaling))
         clean.fit(np.where(np.isinf(x), np.nan, x))
         assert torch.equal(fe.center, clean.center) and torch.equal(fe.scale, clean.scale)
+
+
+def test_a_score_weight_naming_no_component_stops_training_before_any_fit(tmp_path, ambient_files, monkeypatch):
+    from streamad import train as T
+    from streamad.config import from_dict
+    from streamad.kinds import Recording
+
+    calls = []
+    monkeypatch.setattr(T, "_fit", lambda *a, **k: calls.append(1))
+    sig = load_audio(ambient_files[0], 16000)
+    for weights in ({"score_weights": {"nll": 1, "nl_top": 1}},
+                    {"score_weights_choice": [{"nll": 1}, {"band_topp": 2}]}):
+        cfg = from_dict({"kind": "audio", "model": {"detector": "frame_fullgmm", **weights}})
+        with pytest.raises(ConfigError, match=r"not a score component of frame_fullgmm") as e:
+            T.train_model(cfg, [Recording("a", sig)], None, show_progress=False)
+        assert ("nl_top" if "score_weights" in weights else "score_weights_choice[1].band_topp") in str(e.value)
+    assert not calls
+
+
+def test_fmin_at_or_above_the_top_of_the_spectrum_is_a_config_error():
+    from streamad.config import from_dict
+
+    for audio in ({"fmin": 20000}, {"fmin": 8000}, {"fmin": 4000, "fmax": 4000}):
+        with pytest.raises(ConfigError, match="audio.fmin: must be below"):
+            from_dict({"kind": "audio", "audio": audio})
+    from_dict({"kind": "audio", "audio": {"fmin": 4000}})
+
+
+def test_python_dash_m_streamad_is_the_command_line():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "streamad", "detectors"], capture_output=True, text=True)
+    assert r.returncode == 0 and "frame_fullgmm" in r.stdout
+
+
+def test_a_series_column_without_any_number_is_refused(tmp_path, capsys):
+    from streamad.io.seriesfiles import load_series_files
+
+    f = tmp_path / "s.csv"
+    f.write_text("t,a,b\n" + "".join(f"{i},{i % 5},{'nan' if i % 2 else ''}\n" for i in range(40)))
+    with pytest.raises(InputError, match="column 'b' holds no numbers"):  # asked for (a model's channels)
+        load_series_files([f], time_column="t", value_columns=["a", "b"])
+    for cols in (None, ["a"]):  # by default a column without numbers is not a channel
+        (d,) = load_series_files([f], time_column="t", value_columns=cols)
+        assert d.channels == ["a"] and np.isfinite(d.values).all()

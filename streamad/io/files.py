@@ -56,9 +56,13 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         x, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types; fall back to librosa/audioread
         try:
+            import warnings
+
             import librosa
 
-            y, sr = librosa.load(str(path), sr=None, mono=True)
+            with warnings.catch_warnings():  # its fallback warnings say nothing the one-line error does not
+                warnings.simplefilter("ignore")
+                y, sr = librosa.load(str(path), sr=None, mono=True)
             x = y[:, None]
         except Exception:
             raise InputError(f"{path}: cannot decode audio ({first_line(e, 120)})") from None

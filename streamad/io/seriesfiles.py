@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamad.errors import first_line
 from streamad.io.files import InputError, expand_paths
 from streamad.timelabels import parse_time, seconds_label
 
@@ -280,6 +281,9 @@ def _load_csv(path: Path, time_column: str | None, value_columns: list[str] | No
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.stack(arrays, axis=1).astype(np.float32)
     values[~np.isfinite(values)] = np.nan
+    empty = [n for n, ok in zip(names, np.isfinite(values).any(axis=0)) if not ok]
+    if empty:  # nothing to interpolate from: it would score as a sensor sitting at its training centre
+        raise InputError(f"{path}: column {empty[0]!r} holds no numbers (leave it out with --value-columns)")
     return SeriesData(name=str(path), values=values, times=times, time_labels=time_labels,
                       channels=names, labels=labels, rate_hz=_estimate_rate(times))
 
@@ -300,8 +304,7 @@ def _read_wfdb(wfdb, path: Path, value_columns: list[str] | None, channels: list
     try:
         rec = wfdb.rdrecord(rec_name)
     except Exception as e:  # wfdb raises many types for broken / missing files
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise InputError(f"{path}: cannot read WFDB record ({msg})") from None
+        raise InputError(f"{path}: cannot read WFDB record ({first_line(e)})") from None
     sig = rec.p_signal if rec.p_signal is not None else rec.d_signal
     if sig is None or sig.ndim != 2 or not sig.shape[0]:
         raise InputError(f"{path}: WFDB record has no samples")
