@@ -17,6 +17,7 @@ EXIT_ALERT_UNDELIVERED = 1
 EXIT_USAGE = 2
 EXIT_NO_BROKER = 3  # no broker reachable for kafka.broker_timeout_s (run) / --broker-timeout (replay)
 EXIT_BROKER_DIED = 4  # the embedded broker died and kafka.embedded_restarts is used up
+EXIT_INTERNAL = 5  # an unexpected error (a bug): the traceback is printed; not 1, which means an unacknowledged alert
 
 
 class CliError(Exception):
@@ -350,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception:  # noqa: BLE001 - anything else is a bug: its traceback, and an exit code of its own
+        import traceback
+
+        traceback.print_exc()
+        print(f"streamad: internal error (a bug; please report the traceback above): exit {EXIT_INTERNAL}",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -233,3 +233,24 @@ def test_a_series_column_without_any_number_is_refused(tmp_path, capsys):
     for cols in (None, ["a"]):  # by default a column without numbers is not a channel
         (d,) = load_series_files([f], time_column="t", value_columns=cols)
         assert d.channels == ["a"] and np.isfinite(d.values).all()
+
+
+def test_an_unexpected_error_prints_its_traceback_and_exits_5_not_1(monkeypatch, capsys):
+    import streamad.cli as cli
+
+    def broken(a):
+        raise RuntimeError("deliberately broken")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with(parser(), broken))
+    code = cli.main(["detectors"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERNAL == 5
+    assert "Traceback" in err and "RuntimeError: deliberately broken" in err
+    assert err.strip().splitlines()[-1].startswith("streamad: internal error")
+
+
+def _with(parser, func):
+    for action in parser._subparsers._group_actions:
+        action.choices["detectors"].set_defaults(func=func)
+    return parser
