@@ -187,12 +187,18 @@ def cmd_replay(a: argparse.Namespace) -> int:
 
 
 def cmd_alerts(a: argparse.Namespace) -> int:
+    from streamad.io.kafka import BrokerTimeout
     from streamad.io.tail import tail_alerts
 
+    if a.max_seconds is not None and not (math.isfinite(a.max_seconds) and a.max_seconds > 0):
+        raise CliError(f"alerts: --max-seconds must be a number of seconds > 0, got {a.max_seconds}")
     try:
-        tail_alerts(a.bootstrap, a.topic, from_beginning=a.from_beginning, max_seconds=a.max_seconds)
+        tail_alerts(_bootstrap_arg(a.bootstrap), a.topic, from_beginning=a.from_beginning, max_seconds=a.max_seconds)
     except KeyboardInterrupt:
         pass
+    except BrokerTimeout as e:
+        print(f"streamad: error: {e}", file=sys.stderr)
+        return EXIT_NO_BROKER
     return 0
 
 

@@ -69,7 +69,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.processes < 1:
         raise CliError(f"run: --processes must be >= 1, got {a.processes}")
     if a.processes > 1:
-        return _run_processes(a, cfgs)
+        return _run_processes(a, cfgs, lambda: stop_early["sig"])
     pipes = _pipelines(a, a.config, cfgs)
     first = pipes[0].cfg
     if first.worker.threads > 0:
@@ -137,14 +137,26 @@ def _broker(a: argparse.Namespace, k):
     return broker, bootstrap
 
 
-def _run_processes(a: argparse.Namespace, cfgs: list) -> int:
-    """``--processes N``: N children of one consumer group (streamad/daemon/processes.py)."""
+def _run_processes(a: argparse.Namespace, cfgs: list, pending) -> int:
+    """``--processes N``: N children of one consumer group (streamad/daemon/processes.py); the parent
+    holds the embedded broker, when there is one, and restarts it as a single daemon would."""
     from streamad.daemon.processes import child_args, run_processes
+    from streamad.daemon.supervisor import revive_embedded
+    from streamad.io.kafka import ensure_topics
 
-    broker, bootstrap = _broker(a, cfgs[0].kafka)
+    k = cfgs[0].kafka
+    broker, bootstrap = _broker(a, k)
     port = a.metrics_port if a.metrics_port is not None else cfgs[0].metrics.port
+    topics = [t for c in cfgs for t in c.kafka.input_topics + [c.kafka.alert_topic, c.kafka.dead_letter_topic]]
+    left = {"restarts": k.embedded_restarts}
+
+    def tick() -> None:
+        left["restarts"] = revive_embedded(broker, left["restarts"],
+                                           lambda: ensure_topics(broker.bootstrap, topics, k.partitions, k.client))
+
     try:
-        return run_processes(lambda i: child_args(a, i, bootstrap, port, broker is not None), a.processes)
+        return run_processes(lambda i: child_args(a, i, bootstrap, port, broker is not None), a.processes,
+                             pending=pending, tick=tick if broker else None)
     finally:
         if broker:
             broker.stop()

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -85,9 +86,23 @@ class DemoPlan:
     pools: list[tuple[str, list[Path]]]  # (event kind, files)
 
 
+def _check_args(a: Any) -> None:
+    """One-line InputError for demo settings no demo can run with."""
+    def bad(v: Any, ok: bool, what: str) -> None:
+        if not ok:
+            raise InputError(f"demo: {what}, got {v}")
+
+    bad(a.speed, math.isfinite(a.speed) and a.speed > 0, "--speed must be a replay speed > 0 (x real time)")
+    bad(a.ebr, math.isfinite(a.ebr) and -60 <= a.ebr <= 60, "--ebr must be -60..60 dB")
+    bad(a.n_events, a.n_events >= 1, "--n-events must be >= 1")
+    bad(a.seed, a.seed >= 0, "--seed must be >= 0")
+    bad(a.steps, a.steps is None or a.steps >= 1, "--steps must be >= 1")
+
+
 def _plan(a: Any) -> DemoPlan:
     from streamad.config import from_dict, load
 
+    _check_args(a)
     data = default_data_dir()
     ambient_dir = Path(a.ambient) if a.ambient else data / "audio" / "ambient"
     event_dirs = [Path(e) for e in a.events] if a.events else [data / "audio" / "glass-sfx", data / "audio" / "babycry"]
@@ -102,7 +117,10 @@ def _plan(a: Any) -> DemoPlan:
         if det is None or "steps" in det.defaults:  # unknown detector: let training name it
             cfg.model.params["steps"] = a.steps
     work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"demo: --work {work}: {e.strerror or e}") from None
     amb = list_audio([ambient_dir])
     if len(amb) < 4:
         raise InputError(f"demo: need at least 4 ambient recordings in {ambient_dir}, found {len(amb)}")

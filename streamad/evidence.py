@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 import wave
 from collections import deque
 from pathlib import Path
@@ -163,8 +164,11 @@ class EvidenceRecorder:
         """Write the PNG of the opening window; start recording the event's audio. Adds the
         ``evidence`` paths to the alert record (the WAV appears when the event closes)."""
         png, wav = self._paths(alert)
-        plot_residual(self.model, window.data, png, f"{alert['stream_id']} at {alert['window_start_iso']}: "
-                      f"score {alert['score']:.2f} (threshold {alert['threshold']:.2f})")
+        sid = str(alert["stream_id"]).encode("unicode_escape").decode("ascii")  # no control character in a title
+        with warnings.catch_warnings():  # a glyph the font lacks (any script, an escape) warns on stderr
+            warnings.simplefilter("ignore")
+            plot_residual(self.model, window.data, png, f"{sid} at {alert['window_start_iso']}: "
+                          f"score {alert['score']:.2f} (threshold {alert['threshold']:.2f})")
         alert["evidence"] = {"png": str(png)}
         tape = self.tapes.get(key)
         if tape is not None:

@@ -254,3 +254,67 @@ def _with(parser, func):
     for action in parser._subparsers._group_actions:
         action.choices["detectors"].set_defaults(func=func)
     return parser
+
+
+def test_the_alert_table_shows_foreign_and_hostile_records_on_one_line_each():
+    from streamad.io.tail import _line, format_record
+
+    good = format_record({"stream_id": "lobby", "window_start_iso": "2026-12-04T10:00:00Z", "score": 7.5,
+                          "threshold": 5.0, "evidence": {"png": "e/lobby/1.png"}})
+    assert "lobby" in good and "7.50 / 5.00" in good and good.endswith("e/lobby/1.png")
+    closed = format_record({"type": "event_closed", "stream_id": "lobby", "peak_score": 9.25, "duration_s": 3.0})
+    assert "peak 9.25" in closed and "3.0 s" in closed
+    for rec in ({"score": "x"}, {"evidence": "s"}, {"type": "event_closed", "peak_score": None, "duration_s": "long"},
+                {"stream_id": "evil\nFAKE ROW\x1b[31m", "score": 1.0, "threshold": None},
+                {"stream_id": ["a"], "window_start_iso": 5, "evidence": {"png": "a\nb"}}):
+        line = format_record(rec)
+        assert "\n" not in line and "\x1b" not in line and line.isprintable(), line
+    assert "?" in format_record({"score": "x"})
+    assert _line(b"\xff\xfe") == "(not a streamad alert: 2 bytes)" and _line(b"[1, 2]").startswith("(not a")
+
+
+def test_alerts_arguments_and_an_absent_broker_are_one_line(capsys):
+    for secs in ("0", "-1", "nan"):
+        _one_line(*_cli(capsys, "alerts", "--bootstrap", "127.0.0.1:9", "--topic", "t", "--max-seconds", secs),
+                  "--max-seconds")
+    _one_line(*_cli(capsys, "alerts", "--bootstrap", "no-port-here", "--topic", "t", "--max-seconds", "1"),
+              "--bootstrap")
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--speed", "-2"], "--speed"), (["--speed", "nan"], "--speed"), (["--ebr", "1e6"], "--ebr"),
+    (["--ebr", "nan"], "--ebr"), (["--n-events", "-1"], "--n-events"), (["--seed", "-1"], "--seed"),
+    (["--steps", "-5"], "--steps"), (["--work", "/proc/no-such-dir/x"], "--work"),
+])
+def test_demo_refuses_settings_it_cannot_run_with_before_starting_anything(extra, needle, capsys):
+    _one_line(*_cli(capsys, "demo", *extra), needle)
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--streams", "abc"], "bench --streams"), (["--streams", "-5"], "bench --streams"),
+    (["--processes", "x"], "bench --processes"), (["--processes", "0"], "bench --processes"),
+])
+def test_bench_counts_are_whole_numbers(extra, needle, capsys):
+    _one_line(*_cli(capsys, "bench", "--phases", "model", *extra), needle)
+
+
+def test_evidence_of_a_hostile_stream_id_stays_under_the_root_without_warnings(tmp_path, audio_model,
+                                                                              heldout_ambient):
+    import warnings
+
+    from streamad.evidence import EvidenceRecorder
+    from streamad.model import AnomalyModel
+    from streamad.windows.base import Window
+
+    model = AnomalyModel.load(audio_model, "cpu")
+    sig = load_audio(heldout_ambient[0], 16000)[: model.frontend.window]
+    rec = EvidenceRecorder(tmp_path / "ev", model, audio=True)
+    for sid in ("../../escaped", "evil\nFAKE\x1b[31m", "厨房"):
+        alert = {"stream_id": sid, "alert_id": "a1", "window_start_iso": "2026-12-04T10:00:00Z", "score": 9.0,
+                 "threshold": 5.0}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any warning (a missing glyph) fails the test
+            rec.alert(sid, alert, Window(sid, 0.0, 1.0, sig))
+        png = Path(alert["evidence"]["png"]).resolve()
+        assert png.is_file() and png.parent.parent == (tmp_path / "ev").resolve()
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()

@@ -59,3 +59,55 @@ def test_a_failing_process_stops_the_others_with_its_exit_code(broker, tmp_path,
         if proc.poll() is None:
             proc.kill()
     assert "not a streamad model directory" in log.read_text()
+
+
+def test_a_stop_that_came_while_the_parent_was_starting_starts_no_child():
+    import signal
+
+    from streamad.daemon.processes import run_processes
+
+    def never(i):
+        raise AssertionError("a child was started after the stop")
+
+    assert run_processes(never, 2, pending=lambda: signal.SIGTERM) == 0
+
+
+def test_the_parent_stops_the_children_when_its_embedded_broker_is_gone_for_good(tmp_path):
+    """``tick`` is where the parent restarts its embedded broker; once the restarts are used up it
+    raises DaemonExit(4): every child is stopped and the parent exits 4, none left running."""
+    from streamad.daemon.processes import run_processes
+    from streamad.daemon.supervisor import EXIT_BROKER_DIED, DaemonExit
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("kind: audio\nmodel: {path: %s}\n" % (tmp_path / "no-model"))
+    calls = []
+
+    def tick():
+        calls.append(1)
+        if len(calls) == 3:
+            raise DaemonExit(EXIT_BROKER_DIED, "the embedded broker exited (code -9) and kafka.embedded_restarts "
+                                               "is used up")
+
+    # children that would exit 2 (no model) a few seconds later: the broker's end comes first
+    argv = ["--config", str(cfg), "--bootstrap", "127.0.0.1:1", "--model", str(tmp_path / "no-model")]
+    assert run_processes(lambda i: argv, 2, poll_s=0.1, tick=tick) == EXIT_BROKER_DIED
+
+
+def test_sighup_to_the_parent_reloads_every_process(broker, tmp_path, unique, audio_model):
+    import signal
+
+    topic = f"audio-{unique}"
+    cfg = K.write_config(tmp_path / "cfg.yaml", topic, f"g-{unique}", audio_model)
+    ensure_topics(broker.bootstrap, [topic, f"{topic}-alerts", f"{topic}-dlq"], 2)
+    log = tmp_path / "daemon.log"
+    proc = _start(cfg, broker.bootstrap, tmp_path / "s.jsonl", log, "--processes", "2")
+    try:
+        K.wait_for(lambda: log.read_text().count("partitions assigned: [(") >= 2, proc=proc, log=log)
+        proc.send_signal(signal.SIGHUP)
+        K.wait_for(lambda: log.read_text().count("model reload") >= 2, proc=proc, log=log)
+        assert proc.poll() is None  # a reload, not a stop
+        assert K.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert log.read_text().count("model reloaded for pipeline") == 2

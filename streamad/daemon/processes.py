@@ -8,7 +8,8 @@ machines, start more processes with the same ``kafka.group_id``. More processes 
 partitions leave the extra ones idle (standbys).
 
 The parent starts the children (``python -m streamad.cli run`` with the same arguments), forwards
-SIGTERM/SIGINT to them, and exits with the worst child exit code once all have exited. When one
+SIGTERM/SIGINT and SIGHUP (model reload) to them, and exits with the worst child exit code once all
+have exited; with the embedded broker it holds the broker and restarts it as one daemon would. When one
 child fails on its own (a non-zero exit), the parent stops the others and exits with the failed
 child's code, so a supervisor (systemd ``Restart=on-failure``) restarts the whole set and no
 member is silently missing. Per child ``i`` (0-based): ``--metrics-port P`` becomes ``P + i`` and
@@ -42,10 +43,19 @@ def child_args(a, i: int, bootstrap: str, metrics_port: int, embedded: bool) -> 
     return out + ["--print-alerts"] * a.print_alerts + ["--embedded-broker"] * embedded
 
 
-def run_processes(argv_for: Callable[[int], list[str]], n: int, poll_s: float = 0.2) -> int:
-    """Run ``n`` children ``python -m streamad.cli run <argv_for(i)>``; the worst exit code."""
+def run_processes(argv_for: Callable[[int], list[str]], n: int, poll_s: float = 0.2,
+                  pending: Callable[[], int | None] = lambda: None, tick: Callable[[], None] | None = None) -> int:
+    """Run ``n`` children ``python -m streamad.cli run <argv_for(i)>``; the worst exit code.
+
+    ``pending()``: a SIGTERM/SIGINT that reached the parent before this started (the embedded broker
+    was starting): no child is started, exit 0. SIGHUP is passed on to the children (model reload).
+    ``tick()``, once per poll, may raise ``DaemonExit`` (the embedded broker died for good): the
+    children are stopped and its code returned. Children stopped by the parent's own SIGTERM/SIGINT
+    before they could install their handlers count as clean stops."""
+    from streamad.daemon.supervisor import DaemonExit
+
     procs: list[subprocess.Popen] = []
-    state: dict = {"stopping": False, "first_failure": None}
+    state: dict = {"stopping": False, "first_failure": None, "signal": None}
 
     def stop_all(sig: int = signal.SIGTERM) -> None:
         for p in procs:
@@ -56,20 +66,38 @@ def run_processes(argv_for: Callable[[int], list[str]], n: int, poll_s: float = 
                     pass
 
     def on_signal(sig: int, _frame) -> None:
-        state["stopping"] = True
+        state["stopping"], state["signal"] = True, sig
         stop_all(sig)
 
+    def on_hup(_sig: int, _frame) -> None:
+        log.info("SIGHUP: passed on to the %d daemon processes (model reload)", len(procs))
+        stop_all(signal.SIGHUP)
+
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    old[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    state["signal"] = state["signal"] or pending()  # read after our handlers are in place: none is missed
+    state["stopping"] = state["signal"] is not None
     try:
         for i in range(n):
+            if state["stopping"]:
+                break
             procs.append(subprocess.Popen([sys.executable, "-m", "streamad.cli", "run", *argv_for(i)]))
-        log.info("started %d daemon processes: %s", n, ", ".join(str(p.pid) for p in procs))
+        if procs:
+            log.info("started %d daemon processes: %s", len(procs), ", ".join(str(p.pid) for p in procs))
         while any(p.poll() is None for p in procs):
             failed = [p for p in procs if p.returncode not in (None, 0)]
             if failed and not state["stopping"]:
                 log.error("process %d exited with %d: stopping the others", failed[0].pid, failed[0].returncode)
                 state["stopping"], state["first_failure"] = True, exit_code(failed[0].returncode)
                 stop_all()
+            if tick is not None and not state["stopping"]:
+                try:
+                    tick()
+                except DaemonExit as e:
+                    log.error("%s: stopping the daemon processes", e)
+                    print(f"streamad: error: {e}", file=sys.stderr, flush=True)
+                    state["stopping"], state["first_failure"] = True, e.code
+                    stop_all()
             time.sleep(poll_s)
     finally:
         stop_all()
@@ -83,4 +111,6 @@ def run_processes(argv_for: Callable[[int], list[str]], n: int, poll_s: float = 
             signal.signal(s, h)
     if state["first_failure"] is not None:  # the others were stopped because of it
         return state["first_failure"]
-    return max(exit_code(p.returncode) for p in procs) if procs else 0
+    stopped_by = state["signal"]
+    codes = [0 if stopped_by is not None and p.returncode == -stopped_by else exit_code(p.returncode) for p in procs]
+    return max(codes) if codes else 0

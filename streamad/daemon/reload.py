@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from streamad.config import ConfigError, load as load_config
+from streamad.errors import first_line
 from streamad.model import AnomalyModel, ModelFileError
 
 log = logging.getLogger("streamad.daemon")
@@ -76,7 +77,7 @@ class Reloader:
         except (ModelFileError, ConfigError, OSError) as e:
             self.refused += 1
             log.error("model reload refused for pipeline %s: %s; %s keeps running", pipe.label,
-                      str(e).splitlines()[0][:300], old.version)
+                      first_line(e, 300), old.version)
             return False
         pipe.swap_model(new)
         self.reloads += 1

@@ -80,6 +80,34 @@ class BrokerProbe:
             self._stop.wait(self.every_s)
 
 
+def revive_embedded(b: Any, restarts_left: int, on_restart: Callable[[], None] | None = None) -> int:
+    """When the embedded broker ``b`` has exited, start it again on its port (then ``on_restart``:
+    the topics again, its storage is gone) and return the restarts left; DaemonExit(4) once
+    ``kafka.embedded_restarts`` is used up. A restart that fails uses up a restart too. Used by the
+    daemon and by the parent of ``run --processes N``, which holds the broker for its children."""
+    if b is None or b.proc is None or b.proc.poll() is None:
+        return restarts_left
+    code = b.proc.returncode  # poll() reaped it: no zombie
+    why = ""
+    while True:
+        if restarts_left <= 0:
+            raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}){why} and "
+                                               f"kafka.embedded_restarts is used up")
+        restarts_left -= 1
+        log.error("the embedded broker exited (code %s)%s; restarting it on %s (%d restart(s) left)", code,
+                  why, b.bootstrap, restarts_left)
+        b.requested_port = b.port
+        b.proc = None
+        try:
+            b.start()
+            if on_restart is not None:
+                on_restart()
+            log.info("the embedded broker is back on %s", b.bootstrap)
+            return restarts_left
+        except (BrokerError, kerr.KafkaError, OSError) as e:
+            why = f", could not be restarted ({e})"
+
+
 class Supervisor:
     def __init__(self, daemon: Any, embedded: Any = None, on_embedded_restart: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -113,28 +141,7 @@ class Supervisor:
         return up
 
     def check_embedded(self) -> None:
-        b = self.embedded
-        if b is None or b.proc is None or b.proc.poll() is None:
-            return
-        code = b.proc.returncode  # poll() reaped it: no zombie
-        why = ""
-        while True:  # a restart that fails (the new process dies while starting) uses up a restart too
-            if self.restarts_left <= 0:
-                raise DaemonExit(EXIT_BROKER_DIED, f"the embedded broker exited (code {code}){why} and "
-                                                   f"kafka.embedded_restarts is used up")
-            self.restarts_left -= 1
-            log.error("the embedded broker exited (code %s)%s; restarting it on %s (%d restart(s) left)", code,
-                      why, b.bootstrap, self.restarts_left)
-            b.requested_port = b.port
-            b.proc = None
-            try:
-                b.start()
-                if self.on_embedded_restart is not None:
-                    self.on_embedded_restart()
-                log.info("the embedded broker is back on %s", b.bootstrap)
-                return
-            except (BrokerError, kerr.KafkaError, OSError) as e:
-                why = f", could not be restarted ({e})"
+        self.restarts_left = revive_embedded(self.embedded, self.restarts_left, self.on_embedded_restart)
 
     def check_reachable(self) -> bool:
         up = self.probe.ok if self.probe is not None else kafka_connected(self.d.consumer)

@@ -14,29 +14,48 @@ from typing import IO, Any
 HEADER = f"{'time (UTC)':<24} {'stream':<20} {'event':<8} {'score / threshold':<19} {'duration':<9} evidence"
 
 
+def _num(v: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; anything else (a wrong type in a foreign record) as "?"."""
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
+
+def _text(v: Any, width: int | None = None) -> str:
+    """A field as printable text: control characters (a newline, an escape sequence in a stream
+    id) are shown escaped, so one record stays one line and nothing reaches the terminal raw."""
+    t = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(v))
+    return t[:width] if width else t
+
+
 def format_record(rec: dict[str, Any]) -> str:
-    kind, stream = rec.get("type", "alert"), str(rec.get("stream_id", "?"))[:20]
-    ev = rec.get("evidence") or {}
+    kind, stream = rec.get("type", "alert"), _text(rec.get("stream_id", "?"), 20)
+    ev = rec.get("evidence")
+    ev = ev if isinstance(ev, dict) else {}
     if kind == "event_closed":
-        when = rec.get("event_end_iso", "")
-        score = f"peak {rec.get('peak_score', float('nan')):.2f}"
-        dur = f"{rec.get('duration_s', 0.0):.1f} s"
+        when = _text(rec.get("event_end_iso", ""), 24)
+        score = f"peak {_num(rec.get('peak_score'))}"
+        dur = f"{_num(rec.get('duration_s'), 1)} s"
         evidence = ev.get("wav") or ev.get("png") or ""
         label = "closed"
     else:
-        when = rec.get("window_start_iso", "")
-        score = f"{rec.get('score', float('nan')):.2f} / {rec.get('threshold', float('nan')):.2f}"
+        when = _text(rec.get("window_start_iso", ""), 24)
+        score = f"{_num(rec.get('score'))} / {_num(rec.get('threshold'))}"
         dur, evidence, label = "open", ev.get("png", ""), "ALERT"
-    return f"{when:<24} {stream:<20} {label:<8} {score:<19} {dur:<9} {evidence}".rstrip()
+    return f"{when:<24} {stream:<20} {label:<8} {score:<19} {dur:<9} {_text(evidence)}".rstrip()
 
 
 def tail_alerts(bootstrap: str, topic: str, from_beginning: bool = False, max_seconds: float | None = None,
                 out: IO[str] = sys.stdout) -> int:
     """Print the topic's records until interrupted (or ``max_seconds``); returns how many."""
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
 
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                      auto_offset_reset="earliest", client_id="streamad-alerts")
+    from streamad.io.kafka import BrokerTimeout
+
+    try:
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                          auto_offset_reset="earliest", client_id="streamad-alerts")
+    except KafkaError as e:  # no broker answers at the address (the client tried for its own timeout)
+        raise BrokerTimeout(f"alerts: no broker at {bootstrap} ({type(e).__name__})") from None
     try:
         parts = c.partitions_for_topic(topic)
         if not parts:
