@@ -8,6 +8,7 @@ no false alerts): a filter before a benchmark run, not a replacement for it.
 
     python tools/scenes_offline.py cache --split dev [--part 0 --parts 2]   # ~3 min per part, 2 parts side by side
     python tools/scenes_offline.py nmf --split dev --atoms 32 --iters 20
+    python tools/scenes_offline.py context --split dev --context-s 2 5 10 --alpha 0.5 1
 
 ``cache`` stores, per scene, the default's scores of the pure test part's windows and of the
 event windows at each EBR, and the log-mel power (dB, unstandardised) of those windows and of the
@@ -19,7 +20,10 @@ by the mean of its ``--bands`` largest positive residuals 10·log10(V / WH) in d
 own sounds cannot explain, added energy being the physics of an event over a background), a window
 by its worst 1/8 frames. Standardised on out-of-fold training windows (two contiguous halves) and
 added to the default's score at ``--weight`` (0.5 = weight 2 beside the default's four weight-1
-components).
+components). ``context`` (tried the same day) scores each window against its own stream's recent past:
+its score less ``--alpha`` times the median of the stream's scores over the previous ``--context-s``
+seconds at the daemon's hop (what a busy background does to the scores for seconds cancels; a sudden
+event does not); it needs a cache made since the mixtures' whole score sequences are kept.
 """
 from __future__ import annotations
 
@@ -69,17 +73,18 @@ def cache(a: argparse.Namespace) -> None:
                     return np.concatenate([fe.logmel(torch.from_numpy(w[i:i + 512].astype(np.float32))).numpy()
                                            for i in range(0, len(w), 512)]).astype(np.float32)
 
-                pos, pos_db = {}, {}
+                pos, pos_db, seqs = {}, {}, {}
                 for ebr in S.EBRS:
-                    ps, pd = [], []
+                    ps, pd, seqs[ebr] = [], [], []
                     for sig, ivs in S.mixes(sc, events[sc.split], ebr):
                         s = S.score_at(model, sig, fine)
                         lab = window_labels(*window_times(model, np.arange(len(s)) * fine), ivs) == 1
                         ps.append(s[lab])
                         pd.append(db(sig, fine)[lab])
+                        seqs[ebr].append((s, lab))  # the whole mixture in time order (stream-context scores)
                     pos[ebr], pos_db[ebr] = np.concatenate(ps), np.concatenate(pd)
                 rec = {"neg": S.score_at(model, sc.test, fine), "pos": pos, "neg_db": db(sc.test, fine),
-                       "pos_db": pos_db, "tr_db": db(sc.train, fe.train_hop(cfg))}
+                       "pos_db": pos_db, "tr_db": db(sc.train, fe.train_hop(cfg)), "seqs": seqs}
                 f.write_bytes(pickle.dumps(rec))
             pb.update(1)
 
@@ -164,9 +169,49 @@ def nmf(a: argparse.Namespace) -> None:
         for k in keys[1:]))
 
 
+def in_context(s: np.ndarray, stride: int, n: int, alpha: float) -> np.ndarray:
+    """Scores of one stream in time order (fine hop) less ``alpha`` times the median of the ``n``
+    scores before each at the daemon's hop (``stride`` fine hops apart): the window against the
+    stream's own recent past; no past (a stream's first window) counts as the training centre, 0."""
+    out = s.astype(np.float64).copy()
+    for t in range(len(s)):
+        past = s[t - stride::-stride][:n] if t >= stride else s[:0]
+        out[t] -= alpha * (float(np.median(past)) if len(past) else 0.0)
+    return out
+
+
+def context(a: argparse.Namespace) -> None:
+    files = sorted((a.cache / a.split).glob("*.pkl"))
+    if not files:
+        sys.exit(f"scenes_offline: no cached scenes in {a.cache / a.split}: run `cache --split {a.split}` first")
+    stride = 4  # the cache's fine hop is a quarter of the daemon's
+    variants = [(sec, al) for sec in a.context_s for al in a.alpha]
+    rows = []
+    with bar(len(files), "context", "scene") as pb:
+        for f in files:
+            c = pickle.loads(f.read_bytes())
+            if "seqs" not in c:
+                sys.exit(f"scenes_offline: {f} was cached without the mixtures' sequences: cache it again")
+            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"])}
+            for sec, al in variants:
+                n = max(1, int(round(sec / 0.5)))
+                neg = in_context(c["neg"], stride, n, al)
+                pos = {e: np.concatenate([in_context(sq, stride, n, al)[lab] for sq, lab in seqs])
+                       for e, seqs in c["seqs"].items()}
+                row[f"{sec:g}s*{al:g}"] = mean_auc(pos, neg)
+            rows.append(row)
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
+            pb.update(1)
+    keys = [k for k in rows[0] if k != "scene"]
+    print("mean " + " ".join(f"{k}={np.mean([r[k] for r in rows]):.4f}" for k in keys))
+    print("scenes up/down vs default " + " ".join(
+        f"{k}={sum(r[k] > r['default'] + 1e-9 for r in rows)}/{sum(r[k] < r['default'] - 1e-9 for r in rows)}"
+        for k in keys[1:]))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["cache", "nmf"])
+    p.add_argument("what", choices=["cache", "nmf", "context"])
     p.add_argument("--split", default="dev", choices=["dev", "held-out"])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--cache", type=Path, default=Path("/tmp/scenes-offline"))
@@ -178,9 +223,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bands", type=int, default=4)
     p.add_argument("--weight", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--context-s", type=float, nargs="+", default=[2.0, 5.0, 10.0],
+                   help="context: seconds of the stream's past scores (at the daemon's 0.5 s hop)")
+    p.add_argument("--alpha", type=float, nargs="+", default=[0.5, 1.0],
+                   help="context: how much of the past median is taken off")
     a = p.parse_args(argv)
     time0 = time.monotonic()
-    (cache if a.what == "cache" else nmf)(a)
+    {"cache": cache, "nmf": nmf, "context": context}[a.what](a)
     print(f"{time.monotonic() - time0:.0f} s")
 
 
