@@ -132,11 +132,31 @@ def mean_auc(pos: dict, neg: np.ndarray) -> float:
                           for p in pos.values()]))
 
 
-def nmf(a: argparse.Namespace) -> None:
-    torch.set_num_threads(a.threads)
+def _cached(a: argparse.Namespace) -> list[Path]:
     files = sorted((a.cache / a.split).glob("*.pkl"))
     if not files:
         sys.exit(f"scenes_offline: no cached scenes in {a.cache / a.split}: run `cache --split {a.split}` first")
+    return files
+
+
+def _report(rows: list[dict], row: dict) -> None:
+    """One scene's row, kept and printed as it comes."""
+    rows.append(row)
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
+
+
+def _summary(rows: list[dict]) -> None:
+    """Mean window ROC-AUC per column, and the scenes each column puts above / below the default."""
+    keys = [k for k in rows[0] if k != "scene"]
+    print("mean " + " ".join(f"{k}={np.mean([r[k] for r in rows]):.4f}" for k in keys))
+    print("scenes up/down vs default " + " ".join(
+        f"{k}={sum(r[k] > r['default'] + 1e-9 for r in rows)}/{sum(r[k] < r['default'] - 1e-9 for r in rows)}"
+        for k in keys[1:]))
+
+
+def nmf(a: argparse.Namespace) -> None:
+    torch.set_num_threads(a.threads)
+    files = _cached(a)
     rows = []
     with bar(len(files), "nmf", "scene") as pb:
         for f in files:
@@ -159,14 +179,9 @@ def nmf(a: argparse.Namespace) -> None:
             row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"]), "alone": mean_auc(pos, neg)}
             for w in a.weight:
                 row[f"+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
-            rows.append(row)
-            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
+            _report(rows, row)
             pb.update(1)
-    keys = [k for k in rows[0] if k != "scene"]
-    print("mean " + " ".join(f"{k}={np.mean([r[k] for r in rows]):.4f}" for k in keys))
-    print("scenes up/down vs default " + " ".join(
-        f"{k}={sum(r[k] > r['default'] + 1e-9 for r in rows)}/{sum(r[k] < r['default'] - 1e-9 for r in rows)}"
-        for k in keys[1:]))
+    _summary(rows)
 
 
 def in_context(s: np.ndarray, stride: int, n: int, alpha: float) -> np.ndarray:
@@ -181,9 +196,7 @@ def in_context(s: np.ndarray, stride: int, n: int, alpha: float) -> np.ndarray:
 
 
 def context(a: argparse.Namespace) -> None:
-    files = sorted((a.cache / a.split).glob("*.pkl"))
-    if not files:
-        sys.exit(f"scenes_offline: no cached scenes in {a.cache / a.split}: run `cache --split {a.split}` first")
+    files = _cached(a)
     stride = 4  # the cache's fine hop is a quarter of the daemon's
     variants = [(sec, al) for sec in a.context_s for al in a.alpha]
     rows = []
@@ -199,14 +212,9 @@ def context(a: argparse.Namespace) -> None:
                 pos = {e: np.concatenate([in_context(sq, stride, n, al)[lab] for sq, lab in seqs])
                        for e, seqs in c["seqs"].items()}
                 row[f"{sec:g}s*{al:g}"] = mean_auc(pos, neg)
-            rows.append(row)
-            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
+            _report(rows, row)
             pb.update(1)
-    keys = [k for k in rows[0] if k != "scene"]
-    print("mean " + " ".join(f"{k}={np.mean([r[k] for r in rows]):.4f}" for k in keys))
-    print("scenes up/down vs default " + " ".join(
-        f"{k}={sum(r[k] > r['default'] + 1e-9 for r in rows)}/{sum(r[k] < r['default'] - 1e-9 for r in rows)}"
-        for k in keys[1:]))
+    _summary(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
