@@ -239,11 +239,7 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     comps = {k: np.concatenate([c[k] for c in comps_seq]) for k in comps_seq[0]}
     weights = cfg.model.score_weights or None
     sets = cfg.model.weight_sets()
-    for key, w in sets:
-        unknown = set(w) - set(comps)
-        if unknown:
-            raise ConfigError(f"{key}.{sorted(unknown)[0]}: not a score component of "
-                              f"{cfg.model.detector} (components: {', '.join(sorted(comps))})")
+    _check_weight_names(cfg, comps)  # the components this model has (its parameters decide some)
     fe = scored[0][0].frontend
     cal = Calibration.fit_components(
         comps, weights, hop_s=fe.hop / fe.rate, min_windows=cfg.alerts.min_windows,
@@ -286,15 +282,15 @@ def _calibrate(cfg: Config, scored: list[tuple[AnomalyModel, list[np.ndarray], l
     return cal
 
 
-def _check_weight_names(cfg: Config) -> None:
-    """A score weight that names no component the detector can have: a one-line error before any fit
-    (which of its components a model has also depends on its parameters; ``_calibrate`` checks that)."""
-    declared = set(getattr(DETECTORS.get(cfg.model.detector), "components", ()) or ())
-    for key, w in cfg.model.weight_sets() if declared else ():
-        unknown = set(w) - declared
+def _check_weight_names(cfg: Config, components: Any) -> None:
+    """A one-line ConfigError for a score weight (``score_weights`` or an alternative) that names none
+    of ``components``: before any fit those the detector can have, at calibration those the model has
+    (its parameters decide some of them)."""
+    for key, w in cfg.model.weight_sets():
+        unknown = set(w) - set(components)
         if unknown:
             raise ConfigError(f"{key}.{sorted(unknown)[0]}: not a score component of {cfg.model.detector} "
-                              f"(components: {', '.join(sorted(declared))})")
+                              f"(components: {', '.join(sorted(components))})")
 
 
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
@@ -311,7 +307,9 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)
     create(cfg.model.detector, cfg.model.params)  # its parameters: a one-line error now, not after the front end
-    _check_weight_names(cfg)
+    declared = getattr(DETECTORS.get(cfg.model.detector), "components", ())
+    if declared:
+        _check_weight_names(cfg, declared)
     kind = kind_of(cfg)
     probe = kind.frontend(cfg)
     kind.prepare(cfg, recordings, probe)

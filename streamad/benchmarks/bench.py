@@ -36,7 +36,7 @@ from pathlib import Path
 
 from streamad.benchmarks import bench_report
 from streamad.benchmarks.bench_env import (DETECTORS, HOP, SR, WINDOW, DaemonRun, batch_sizes, corpus, daemon_worker,
-                                           naive_model, prepare_model, proc_stats, write_config)
+                                           naive_model, prepare_model, proc_stats, whole_numbers, write_config)
 from streamad.benchmarks.bench_live import Ctx, run_live, spawn_producers, wait_producers
 from streamad.benchmarks.bench_producer import LINGER_MS
 from streamad.config import ConfigError
@@ -95,27 +95,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="soak: seconds per input topic before the producers move on (default 60)")
 
 
-def _counts(text: str, what: str) -> list[int]:
-    """``10,100`` -> [10, 100]: whole numbers >= 1, else a one-line ConfigError."""
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        out = []
-    if not out or min(out) < 1:
-        raise ConfigError(f"{what}: comma-separated whole numbers >= 1, got {text!r}")
-    return out
-
-
 def _defaults(a: argparse.Namespace) -> None:
     q = a.quick
-    a.streams = _counts(a.streams or ("10,100" if q else "10,100,300,500,1000,1500,2000,3000"), "bench --streams")
+    a.streams = list(whole_numbers(a.streams or ("10,100" if q else "10,100,300,500,1000,1500,2000,3000"),
+                                   "bench --streams", "stream counts"))
     a.live_seconds = a.live_seconds or (20.0 if q else 120.0)
     a.warmup_s = a.warmup_s if a.warmup_s is not None else (5.0 if q else 15.0)
     a.backlog_streams = a.backlog_streams or (20 if q else 100)
     a.backlog_seconds = a.backlog_seconds or (30.0 if q else 60.0)
     a.naive_seconds = a.naive_seconds or (10.0 if q else 30.0)
     a.phases = [x for x in a.phases.split(",") if x]
-    a.process_counts = _counts(a.processes, "bench --processes")
+    a.process_counts = list(whole_numbers(a.processes, "bench --processes", "process counts"))
     a.model_batches = batch_sizes(a.model_batches, "bench --model-batches")
     bad = set(a.phases) - set(PHASES)
     if bad:

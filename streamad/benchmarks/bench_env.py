@@ -57,8 +57,9 @@ def on_wire(sig: np.ndarray) -> np.ndarray:
     return (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
 
 
-def batch_sizes(text: str, flag: str) -> tuple[int, ...]:
-    """Comma-separated batch sizes (``--model-batches``, ``--batches``); a one-line ConfigError otherwise."""
+def whole_numbers(text: str, flag: str, what: str) -> tuple[int, ...]:
+    """Comma-separated whole numbers >= 1 (``--streams``, ``--processes``, batch sizes); a one-line
+    ConfigError otherwise."""
     from streamad.config import ConfigError
 
     try:
@@ -66,8 +67,13 @@ def batch_sizes(text: str, flag: str) -> tuple[int, ...]:
     except ValueError:
         raise ConfigError(f"{flag}: whole numbers separated by commas, got {text!r}") from None
     if not sizes or min(sizes) < 1:
-        raise ConfigError(f"{flag}: batch sizes must be >= 1, got {text!r}")
+        raise ConfigError(f"{flag}: {what} must be >= 1, got {text!r}")
     return sizes
+
+
+def batch_sizes(text: str, flag: str) -> tuple[int, ...]:
+    """Comma-separated batch sizes (``--model-batches``, ``--batches``); a one-line ConfigError otherwise."""
+    return whole_numbers(text, flag, "batch sizes")
 
 
 def _train_cfg(detector: str, steps: int) -> dict:
