@@ -36,6 +36,9 @@ class KafkaConfig:
     heartbeat_interval_ms: int | None = None  # null: the client default (embedded broker: 600)
     max_poll_records: int = 500  # records per poll
     poll_timeout_ms: int = 200  # how long one poll waits for records
+    # Offsets are committed at most this often (each commit after the acknowledgements of every alert
+    # and dead letter before it); 0: after every scored batch. A crash re-reads at most this much more.
+    commit_interval_s: float = 0.5
     # No broker reachable for this long: the daemon exits with code 3 (null: wait forever).
     broker_timeout_s: float | None = 300.0
     # The embedded broker (bootstrap_servers: null) died: restart it up to this many times, then exit 4.
@@ -264,7 +267,7 @@ _POSITIVE = {
 }
 _NON_NEGATIVE = {
     "audio.gap_tolerance_s", "audio.context_s", "series.late_tolerance_s", "series.max_gap", "alerts.cooldown_s",
-    "kafka.embedded_restarts", "kafka.embedded_port", "worker.threads", "train.threads",
+    "kafka.embedded_restarts", "kafka.embedded_port", "worker.threads", "train.threads", "kafka.commit_interval_s",
 }
 _OPTIONAL_POSITIVE = {"kafka.session_timeout_ms", "kafka.heartbeat_interval_ms", "kafka.broker_timeout_s"}
 # Kafka's own rule for topic names (kafka.common.internals.Topic.validate)

@@ -6,6 +6,7 @@ hold, the acknowledgement check (exit 1), idle-stream eviction, and the exact de
 from __future__ import annotations
 
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -64,7 +65,6 @@ def test_kill_inside_an_open_event_keeps_one_alert_id(broker, tmp_path, unique, 
         first = K.expected_keys("hall", cut, SR, TS0, SR, SR // 2)
         K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= first, proc=proc, log=log)
         K.wait_for(lambda: len(K.read_topic(broker.bootstrap, f"{topic}-alerts", idle_s=0.5)) >= 1)
-        import time
         time.sleep(1.0)  # the poll that scored the last windows has committed by now
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -123,3 +123,38 @@ def test_idle_stream_is_evicted_and_its_records_committed(broker, tmp_path, uniq
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("interval", [0.0, 3600.0])
+def test_commits_are_spaced_by_commit_interval_and_a_stop_commits(broker, tmp_path, unique, audio_model,
+                                                                  heldout_ambient, interval):
+    """``kafka.commit_interval_s``: 0 commits after every scored batch; 3600 commits the first batch
+    (nothing was committed before it) and then nothing until the stop, which commits what was decided."""
+    topic, cfg = _setup(broker, tmp_path, unique, audio_model, commit_interval_s=interval)
+    sig = load_audio(heldout_ambient[0], SR)[: 6 * SR]
+    half = 3 * SR
+    log, slog = tmp_path / "daemon.log", tmp_path / "scores.jsonl"
+
+    def total():
+        return sum(v or 0 for v in K.committed(broker.bootstrap, f"g-{unique}", topic).values())
+
+    K.produce_audio(broker.bootstrap, topic, "mic", sig[:half], SR, TS0)
+    proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
+    try:
+        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= K.expected_keys("mic", half, SR, TS0, SR, SR // 2),
+                   proc=proc, log=log)
+        K.wait_for(lambda: total() > 0, proc=proc, log=log, timeout=20)
+        first = total()
+        K.produce_audio(broker.bootstrap, topic, "mic", sig[half:], SR, TS0 + half / SR)
+        K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= K.expected_keys("mic", len(sig), SR, TS0, SR, SR // 2),
+                   proc=proc, log=log)
+        if interval == 0:
+            K.wait_for(lambda: total() > first, proc=proc, log=log, timeout=20)
+        else:
+            time.sleep(2.0)  # several poll-loop iterations after the second part was decided
+            assert total() == first
+        assert K.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert total() > first  # the stop commits every decided window's records

@@ -9,9 +9,9 @@ consumer. The poll loop (this module, one thread) does, per iteration:
    its own: scoring never delays polling, heartbeats or commits);
 2. take back the batches the worker has scored: apply each pipeline's alert rule (per stream,
    in window order), produce the alerts;
-3. the offset ledger flushes the producer, checks every acknowledgement and commits, per
-   partition, the oldest offset a future window, an open event or a window still queued or
-   being scored needs;
+3. at most every ``kafka.commit_interval_s`` (0.5 s), the offset ledger flushes the producer,
+   checks every acknowledgement and commits, per partition, the oldest offset a future window,
+   an open event or a window still queued or being scored needs;
 4. back-pressure: while ``worker.queue_windows`` windows wait, every assigned partition is
    paused (polling goes on); they resume once the queue is down to half.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +45,7 @@ from streamad.io.codecs import PayloadError, encode_alert
 
 log = logging.getLogger("streamad.daemon")
 BUSY_POLL_MS = 10  # poll timeout while windows are being scored: decide them promptly
+EVICT_CHECK_S = 1.0  # idle streams are looked for at most this often (a pass visits every stream)
 
 __all__ = ["Daemon", "DaemonExit", "DeliveryError", "Counters"]
 
@@ -99,6 +101,9 @@ class Daemon:
                                   p.model.hearing_check)
         self.health.set_models_loaded(True)
         self._drift_at = 0.0
+        self._commit_due = False  # batches decided since the last commit
+        self._committed_at = -math.inf  # monotonic time of the last commit attempt
+        self._evict_at = -math.inf  # monotonic time of the last idle-stream check
 
     # -- lifecycle ----------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -137,7 +142,9 @@ class Daemon:
                 if batches:
                     self.process(batches)
                 self.collect()
-                self.evict_idle()
+                self.commit_if_due()
+                if time.monotonic() - self._evict_at >= EVICT_CHECK_S:
+                    self.evict_idle()
                 self.observe()
                 if time.monotonic() - last_stats > self.stats_every_s:
                     last_stats = time.monotonic()
@@ -259,7 +266,7 @@ class Daemon:
             pipe = r.jobs[0].pipe
             self.tel.windows_scored(pipe.label, scored, r.seconds, r.scores)
         if results:
-            self.commit()
+            self._commit_due = True
         self.backpressure()
 
     def drain(self) -> None:
@@ -336,7 +343,15 @@ class Daemon:
                 out[tp] = min(off, out.get(tp, off))
         return out
 
+    def commit_if_due(self) -> None:
+        """Commit once ``kafka.commit_interval_s`` has passed since the last commit, if windows were
+        decided since (the offsets of every stream are computed anew for a commit: once per batch
+        cost 8 % of a core at 500 live streams)."""
+        if self._commit_due and time.monotonic() - self._committed_at >= self.kcfg.commit_interval_s:
+            self.commit()
+
     def commit(self, tps=None) -> None:
+        self._commit_due, self._committed_at = False, time.monotonic()
         try:
             n = self.ledger.commit(self.needed(), tps)
         except BrokerUnavailable as e:  # everything stays pending; the supervisor retries and times out
@@ -347,6 +362,7 @@ class Daemon:
             self.tel.commit()
 
     def evict_idle(self) -> None:
+        self._evict_at = time.monotonic()
         n = 0
         for p in self.pipelines:
             k, closed = p.evict_idle(self.idle_stream_s)
