@@ -9,6 +9,7 @@ no false alerts): a filter before a benchmark run, not a replacement for it.
     python tools/scenes_offline.py cache --split dev [--part 0 --parts 2]   # ~3 min per part, 2 parts side by side
     python tools/scenes_offline.py nmf --split dev --atoms 32 --iters 20
     python tools/scenes_offline.py context --split dev --context-s 2 5 10 --alpha 0.5 1
+    python tools/scenes_offline.py flux --split dev --lag 1 2 --bands 4
 
 ``cache`` stores, per scene, the default's scores of the pure test part's windows and of the
 event windows at each EBR, and the log-mel power (dB, unstandardised) of those windows and of the
@@ -23,7 +24,9 @@ added to the default's score at ``--weight`` (0.5 = weight 2 beside the default'
 components). ``context`` (tried the same day) scores each window against its own stream's recent past:
 its score less ``--alpha`` times the median of the stream's scores over the previous ``--context-s``
 seconds at the daemon's hop (what a busy background does to the scores for seconds cancels; a sudden
-event does not); it needs a cache made since the mixtures' whole score sequences are kept.
+event does not); it needs a cache made since the mixtures' whole score sequences are kept. ``flux`` (2026-12-05): onsets,
+each band's rise over ``--lag`` frames standardised by the training frames' per-band mean and std, a frame
+scored by its ``--bands`` largest, a window by its worst 1/8 frames, standardised and added like ``nmf``.
 """
 from __future__ import annotations
 
@@ -217,9 +220,44 @@ def context(a: argparse.Namespace) -> None:
     _summary(rows)
 
 
+def _flux(db: np.ndarray, lag: int) -> np.ndarray:
+    """(n, D, F) dB windows -> (n, D, F - lag): each band's rise over ``lag`` frames (falls are 0)."""
+    return np.maximum(db[:, :, lag:] - db[:, :, :-lag], 0)
+
+
+def flux(a: argparse.Namespace) -> None:
+    files = _cached(a)
+    rows = []
+    with bar(len(files), "flux", "scene") as pb:
+        for f in files:
+            c = pickle.loads(f.read_bytes())
+            tr = c["tr_db"]
+            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"])}
+            for lag in a.lag:
+                def fit(db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    fl = _flux(db, lag)
+                    return fl.mean((0, 2)), fl.std((0, 2)) + 0.5  # per band; 0.5 dB floor for silent bands
+
+                def score(db: np.ndarray, st: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                    z = (_flux(db, lag) - st[0][None, :, None]) / st[1][None, :, None]
+                    return worst(-np.sort(-z, axis=1)[:, :a.bands, :].mean(1))
+
+                half = np.arange(len(tr)) < len(tr) // 2
+                sa, sb, sall = fit(tr[half]), fit(tr[~half]), fit(tr)
+                center, scale = robust_center_scale(np.r_[score(tr[half], sb), score(tr[~half], sa)], fallback=1.0)
+                neg = (score(c["neg_db"], sall) - center) / scale
+                pos = {e: (score(d, sall) - center) / scale for e, d in c["pos_db"].items()}
+                row[f"L{lag}alone"] = mean_auc(pos, neg)
+                for w in a.weight:
+                    row[f"L{lag}+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+            _report(rows, row)
+            pb.update(1)
+    _summary(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["cache", "nmf", "context"])
+    p.add_argument("what", choices=["cache", "nmf", "context", "flux"])
     p.add_argument("--split", default="dev", choices=["dev", "held-out"])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--cache", type=Path, default=Path("/tmp/scenes-offline"))
@@ -235,9 +273,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="context: seconds of the stream's past scores (at the daemon's 0.5 s hop)")
     p.add_argument("--alpha", type=float, nargs="+", default=[0.5, 1.0],
                    help="context: how much of the past median is taken off")
+    p.add_argument("--lag", type=int, nargs="+", default=[1, 2], help="flux: frames over which a band's rise is taken")
     a = p.parse_args(argv)
     time0 = time.monotonic()
-    {"cache": cache, "nmf": nmf, "context": context}[a.what](a)
+    {"cache": cache, "nmf": nmf, "context": context, "flux": flux}[a.what](a)
     print(f"{time.monotonic() - time0:.0f} s")
 
 
