@@ -22,7 +22,7 @@ from streamad import __version__
 from streamad import model_checks as checks
 from streamad.calibrate import Calibration
 from streamad.config import Config, ConfigError, from_dict
-from streamad.errors import first_line
+from streamad.errors import described, first_line
 from streamad.kinds import kind_of
 from streamad.models.base import Detector
 from streamad.models.registry import create
@@ -213,8 +213,8 @@ class AnomalyModel:
         except ConfigError as e:
             raise ModelFileError(f"{mj}: {e}") from None
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
-            raise ModelFileError(f"{path}: model files do not match ({type(e).__name__}: "
-                                 f"{first_line(e)})") from None
+            raise ModelFileError(f"{path}: model files do not match "
+                                 f"({described(e)})") from None
         try:
             checks.check_calibration(meta["calibration"])
             cal = Calibration.from_dict(meta["calibration"])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamad.errors import first_line
+from streamad.errors import described
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 
@@ -137,7 +137,7 @@ def dry_run(model: Any, window_shape: tuple[int, ...], cal: dict[str, Any]) -> N
     try:
         comps = model.components(raw)
     except Exception as e:  # wrong tensor shapes surface here
-        raise ValueError(f"scoring a test window failed ({type(e).__name__}: {first_line(e)}); "
+        raise ValueError(f"scoring a test window failed ({described(e)}); "
                          f"tensors that do not match the detector?") from None
     check_components(cal, set(comps))
     scores = model.calibration.combine(comps)

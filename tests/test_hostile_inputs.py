@@ -13,7 +13,7 @@ import torch
 
 from streamad.cli import main
 from streamad.config import ConfigError
-from streamad.errors import first_line
+from streamad.errors import described, first_line
 from streamad.evidence import stream_dir
 from streamad.io.codecs import PayloadError, decode_audio, encode_audio
 from streamad.io.files import InputError, load_audio
@@ -41,6 +41,10 @@ def test_first_line_keeps_a_reason_for_exceptions_without_a_message():
     assert first_line(ValueError("first\nsecond")) == "first"
     assert first_line(ValueError("  \n ")) == "ValueError"
     assert first_line(ValueError("x" * 500), 20) == "x" * 20
+    assert described(KeyError("x")) == "KeyError: 'x'"  # the dead letters' "unprocessable record (...)"
+    assert described(EOFError()) == "EOFError"
+    assert described(ValueError("first\nsecond")) == "ValueError: first"
+    assert described(ValueError("x" * 500), 20) == "ValueError: " + "x" * 20
 
 
 def test_empty_weights_with_their_hash_recorded_are_one_line(tmp_path, audio_model, heldout_ambient, capsys):

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 from kafka import errors as kerr
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from streamad.errors import described
 from streamad.io.deadletter import dead_letter, placeholder_for, sendable
 
 log = logging.getLogger("streamad.daemon")
@@ -105,7 +106,7 @@ class OffsetLedger:
         return True
 
     def _send_fallback(self, out: _Out, e: BaseException) -> None:
-        why = f"the copy was refused ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        why = f"the copy was refused ({described(e, 200)})"
         self.placeholders += 1
         self.send(out.topic, *out.fallback(why))
 

@@ -40,6 +40,7 @@ from streamad.daemon.reload import Reloader
 from streamad.daemon.supervisor import DaemonExit, StallWatch, Supervisor
 from streamad.daemon.telemetry import Telemetry, partition_lags, topic_partition_counts
 from streamad.daemon.worker import Job, ScoringWorker
+from streamad.errors import described
 from streamad.io import kafka as kio
 from streamad.io.codecs import PayloadError, encode_alert
 
@@ -231,8 +232,7 @@ class Daemon:
             return []
         except Exception as e:  # a poison record must not stop the daemon
             log.exception("unexpected error on %s/%d@%d", rec.topic, rec.partition, rec.offset)
-            first = str(e).splitlines()[0][:200] if str(e) else ""
-            self.send_dead_letter(pipe, rec, f"unprocessable record ({type(e).__name__}: {first})")
+            self.send_dead_letter(pipe, rec, f"unprocessable record ({described(e, 200)})")
             return []
         for r in rejects:
             if not isinstance(r, str):  # (earlier record of the stream, reason)

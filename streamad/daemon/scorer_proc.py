@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from streamad.errors import described
+
 log = logging.getLogger("streamad.daemon")
 
 
@@ -79,8 +81,7 @@ def _serve(conn: Any, threads: int) -> None:  # the child process
                     del x
                 conn.send(("ok", (np.asarray(scores), {k: np.asarray(v) for k, v in comps.items()})))
         except Exception as e:  # reported to the daemon, which stops as on any scoring error
-            first = str(e).splitlines()[0][:300] if str(e) else ""
-            conn.send(("error", f"{type(e).__name__}: {first}"))
+            conn.send(("error", described(e, 300)))
     if block is not None:
         block.close()
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from streamad.errors import first_line
+from streamad.errors import described
 from streamad.io.files import InputError
 
 EXTS = (".csv", ".npy", ".npz", ".mat")
@@ -88,7 +88,7 @@ def read_raw(path: Path, cfg: Any):
     except InputError:
         raise
     except Exception as e:  # unreadable / corrupt files: one line
-        raise InputError(f"{path}: cannot read ({type(e).__name__}: {first_line(e)})") from None
+        raise InputError(f"{path}: cannot read ({described(e)})") from None
     raise InputError(f"{path}: not a table file (expected {', '.join(EXTS)})")
 
 
