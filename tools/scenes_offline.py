@@ -35,6 +35,7 @@ import pickle
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -157,6 +158,23 @@ def _summary(rows: list[dict]) -> None:
         for k in keys[1:]))
 
 
+def _added(row: dict, c: dict, fit: Callable[[np.ndarray], Any], score: Callable[[Any, np.ndarray], np.ndarray],
+           weights: list[float], label: str = "") -> None:
+    """A candidate component beside the default: ``fit`` on the training windows (each half, then all),
+    standardised on out-of-fold training windows (two contiguous halves), scored on the test and event
+    windows; ``row`` gets its ROC-AUC alone (``<label>alone``) and added to the default's score at each
+    weight (``<label>+<w>``)."""
+    tr = c["tr_db"]
+    half = np.arange(len(tr)) < len(tr) // 2
+    fa, fb, fall = fit(tr[half]), fit(tr[~half]), fit(tr)
+    center, scale = robust_center_scale(np.r_[score(fb, tr[half]), score(fa, tr[~half])], fallback=1.0)
+    neg = (score(fall, c["neg_db"]) - center) / scale
+    pos = {e: (score(fall, d) - center) / scale for e, d in c["pos_db"].items()}
+    row[f"{label}alone"] = mean_auc(pos, neg)
+    for w in weights:
+        row[f"{label}+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+
+
 def nmf(a: argparse.Namespace) -> None:
     torch.set_num_threads(a.threads)
     files = _cached(a)
@@ -164,24 +182,18 @@ def nmf(a: argparse.Namespace) -> None:
     with bar(len(files), "nmf", "scene") as pb:
         for f in files:
             c = pickle.loads(f.read_bytes())
-            tr, rng = c["tr_db"], np.random.default_rng(a.seed)
+            rng = np.random.default_rng(a.seed)
 
-            def fit(idx: np.ndarray) -> torch.Tensor:
-                fr = torch.from_numpy(tr[idx]).double().permute(1, 0, 2).reshape(tr.shape[1], -1)
+            def fit(tr: np.ndarray) -> torch.Tensor:
+                fr = torch.from_numpy(tr).double().permute(1, 0, 2).reshape(tr.shape[1], -1)
                 sel = torch.from_numpy(rng.choice(fr.shape[1], min(8000, fr.shape[1]), replace=False))
                 return nmf_fit(10 ** (fr[:, sel] / 10) + 1e-10, a.atoms, 150, a.seed)
 
             def score(W: torch.Tensor, db: np.ndarray) -> np.ndarray:
                 return worst(nmf_frames(W, db, a.iters, a.bands))
 
-            half = np.arange(len(tr)) < len(tr) // 2
-            wa, wb, wall = fit(np.where(half)[0]), fit(np.where(~half)[0]), fit(np.arange(len(tr)))
-            center, scale = robust_center_scale(np.r_[score(wb, tr[half]), score(wa, tr[~half])], fallback=1.0)
-            neg = (score(wall, c["neg_db"]) - center) / scale
-            pos = {e: (score(wall, d) - center) / scale for e, d in c["pos_db"].items()}
-            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"]), "alone": mean_auc(pos, neg)}
-            for w in a.weight:
-                row[f"+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"])}
+            _added(row, c, fit, score, a.weight)
             _report(rows, row)
             pb.update(1)
     _summary(rows)
@@ -231,25 +243,17 @@ def flux(a: argparse.Namespace) -> None:
     with bar(len(files), "flux", "scene") as pb:
         for f in files:
             c = pickle.loads(f.read_bytes())
-            tr = c["tr_db"]
             row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"])}
             for lag in a.lag:
-                def fit(db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                def fit(db: np.ndarray, lag: int = lag) -> tuple[np.ndarray, np.ndarray]:
                     fl = _flux(db, lag)
                     return fl.mean((0, 2)), fl.std((0, 2)) + 0.5  # per band; 0.5 dB floor for silent bands
 
-                def score(db: np.ndarray, st: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                def score(st: tuple[np.ndarray, np.ndarray], db: np.ndarray, lag: int = lag) -> np.ndarray:
                     z = (_flux(db, lag) - st[0][None, :, None]) / st[1][None, :, None]
                     return worst(-np.sort(-z, axis=1)[:, :a.bands, :].mean(1))
 
-                half = np.arange(len(tr)) < len(tr) // 2
-                sa, sb, sall = fit(tr[half]), fit(tr[~half]), fit(tr)
-                center, scale = robust_center_scale(np.r_[score(tr[half], sb), score(tr[~half], sa)], fallback=1.0)
-                neg = (score(c["neg_db"], sall) - center) / scale
-                pos = {e: (score(d, sall) - center) / scale for e, d in c["pos_db"].items()}
-                row[f"L{lag}alone"] = mean_auc(pos, neg)
-                for w in a.weight:
-                    row[f"L{lag}+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+                _added(row, c, fit, score, a.weight, f"L{lag}")
             _report(rows, row)
             pb.update(1)
     _summary(rows)
