@@ -98,18 +98,29 @@ def _ebrs(text: str) -> list[float]:
     return out
 
 
-def cmd_train(a: argparse.Namespace) -> int:
-    from streamad.kinds import kind_of
-    from streamad.train import load_recordings, train_model
-
+def train_config(a: argparse.Namespace):
+    """The config ``streamad train`` trains with: ``--config`` with ``--detector``, ``--steps`` and ``--seed``
+    applied. A detector asked for by name is the one trained, in every place: the config's
+    ``train.escalate_to`` is dropped with it (a one-line note on stderr)."""
     cfg = _load_config(a.config)
-    _writable_dir(a.out, "train: --out")
     if a.detector:
+        if a.detector != cfg.model.detector and cfg.train.escalate_to is not None:
+            print(f"streamad: note: train.escalate_to is not used with --detector {a.detector}", file=sys.stderr)
+            cfg.train.escalate_to = None
         cfg.model.detector = a.detector
     if a.steps is not None:
         cfg.model.params["steps"] = a.steps
     if a.seed is not None:
         cfg.train.seed = a.seed
+    return cfg
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from streamad.kinds import kind_of
+    from streamad.train import load_recordings, train_model
+
+    cfg = train_config(a)
+    _writable_dir(a.out, "train: --out")
     t0 = time.monotonic()
     recs, labelled = kind_of(cfg).labelled(load_recordings(cfg, a.normal, **_series_opts(a)))
     if a.anomalies:

@@ -6,6 +6,7 @@ exit code 2.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -162,6 +163,13 @@ class TrainConfig:
     # and warn below 0.85) how well the model tells them from the plain ones: how well it can hear events
     # in this place (streamad/weight_choice.py). Costs scoring up to 4096 more windows at training
     hearing_check: bool = True
+    # Audio, with escalate_to: the hearing-check ROC-AUC below which training escalates
+    escalate_below: float = 0.85
+    # Audio: a costlier model for the places this one hears badly. When the hearing check of the model
+    # trained with this config is below escalate_below, training replaces it with one trained on the same
+    # audio with this config's audio / model / train / alerts sections overridden by escalate_to (mappings
+    # merged key by key; model.params, model.score_weights and lists replaced whole). null = never.
+    escalate_to: dict[str, Any] | None = None
     # torch CPU threads for training (0 = torch's default, all cores). Use 1 when other
     # CPU-heavy processes share the machine: small convolutions slow down many times over
     # when their threads have to wait for each other.
@@ -412,6 +420,8 @@ def validate(cfg: Config) -> Config:
     if cfg.model.score_weights_choice and cfg.kind != "audio":
         raise ConfigError("model.score_weights_choice: the choice mixes synthetic sounds into held-back windows; "
                           f"audio only (kind is {cfg.kind!r})")
+    if cfg.train.escalate_to is not None:
+        escalated(cfg)  # its one-line errors now, not after the first model is trained
     if cfg.train.crossfit_folds < 2:
         raise ConfigError(f"train.crossfit_folds: must be >= 2, got {cfg.train.crossfit_folds}")
     if not 0 < cfg.train.holdout_fraction < 1:
@@ -423,6 +433,49 @@ def validate(cfg: Config) -> Config:
     if not cfg.metrics.host.strip():
         raise ConfigError("metrics.host: must not be empty (127.0.0.1, 0.0.0.0, ::, or a host name)")
     return cfg
+
+
+ESCALATE_SECTIONS = ("audio", "model", "train", "alerts")  # what train.escalate_to may override
+
+
+def merge_dicts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` overridden by ``b``: mappings merged key by key, except model ``params`` and
+    ``score_weights`` and train ``escalate_to`` (each is one setting), which ``b`` replaces whole, as
+    it does lists and values."""
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        deep = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("params", "score_weights",
+                                                                                  "escalate_to")
+        out[k] = merge_dicts(out[k], v) if deep else copy.deepcopy(v)
+    return out
+
+
+def escalated(cfg: Config) -> Config | None:
+    """The config ``train.escalate_to`` makes of ``cfg`` (None when it is unset): a ConfigError naming
+    ``train.escalate_to`` for anything it could not train."""
+    over = cfg.train.escalate_to
+    if over is None:
+        return None
+    if cfg.kind != "audio":
+        raise ConfigError(f"train.escalate_to: the hearing check that decides it is audio only (kind is {cfg.kind!r})")
+    if not 0 < cfg.train.escalate_below <= 1:
+        raise ConfigError(f"train.escalate_below: a hearing-check ROC-AUC in (0, 1], got {cfg.train.escalate_below}")
+    if not cfg.train.hearing_check:
+        raise ConfigError("train.escalate_to: needs train.hearing_check: true (the check decides it)")
+    bad = sorted(set(over) - set(ESCALATE_SECTIONS))
+    if bad:
+        raise ConfigError(f"train.escalate_to.{bad[0]}: not a section it may override ({', '.join(ESCALATE_SECTIONS)})")
+    d = merge_dicts({k: v for k, v in cfg.to_dict().items() if k != "kind"}, over)
+    d["kind"] = cfg.kind
+    d["train"]["escalate_to"] = None  # one step, no chains
+    try:
+        out = from_dict(d)
+    except ConfigError as e:
+        raise ConfigError(f"train.escalate_to: {e}") from None
+    if out.audio.sample_rate != cfg.audio.sample_rate:
+        raise ConfigError(f"train.escalate_to.audio.sample_rate: must stay {cfg.audio.sample_rate} (streams and "
+                          "training audio come at one rate)")
+    return out
 
 
 def check_topic(name: str, key: str) -> str:

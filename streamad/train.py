@@ -36,7 +36,7 @@ import torch
 
 from streamad import weight_choice
 from streamad.calibrate import Calibration, full_weights
-from streamad.config import Config, ConfigError
+from streamad.config import Config, ConfigError, escalated
 from streamad.kinds import DataError, Recording, kind_of
 from streamad.model import AnomalyModel, resolve_device
 from streamad.models.base import Detector
@@ -293,12 +293,48 @@ def _check_weight_names(cfg: Config, components: Any) -> None:
                               f"(components: {', '.join(sorted(components))})")
 
 
+def _check_detector(cfg: Config) -> None:
+    """The detector's parameters and score weights: one-line errors before anything is fitted."""
+    create(cfg.model.detector, cfg.model.params)
+    declared = getattr(DETECTORS.get(cfg.model.detector), "components", ())
+    if declared:
+        _check_weight_names(cfg, declared)
+
+
 def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None = None,
                 show_progress: bool = True, device: str | None = None,
                 anomalies: list[Recording] | None = None) -> AnomalyModel:
     """``anomalies``: optional recordings whose every window is a labelled anomaly (y = 1)
     for semi-supervised / supervised detectors (outlier exposure); unsupervised detectors
-    drop them. They never reach the front-end statistics or the calibration."""
+    drop them. They never reach the front-end statistics or the calibration.
+
+    With ``train.escalate_to`` (audio), a model whose hearing check is below ``train.escalate_below``
+    is replaced by one trained on the same audio with the escalated config (config.escalated); the
+    kept model's ``training.escalated_from`` says what it replaced and why."""
+    esc = escalated(cfg)
+    if esc is not None:
+        try:
+            _check_detector(esc)  # e.g. the CNN's weights: an error now, in every place, not only in hard ones
+        except ConfigError as e:
+            raise ConfigError(f"train.escalate_to: {e}") from None
+    model = _train_one(cfg, recordings, out, show_progress, device, anomalies)
+    hc = model.hearing_check
+    if esc is not None and hc is not None and hc < cfg.train.escalate_below:
+        log.warning("hearing check %.3f < train.escalate_below %.2f: training %s instead of %s for this place "
+                    "(costlier per window; train.escalate_to)", hc, cfg.train.escalate_below, esc.model.detector,
+                    cfg.model.detector)
+        first = {"detector": model.name, "hearing_check_auc": hc, "escalate_below": cfg.train.escalate_below,
+                 "threshold": model.threshold, "fit_wall_s": model.meta["training"]["fit_wall_s"]}
+        model = _train_one(esc, recordings, out, show_progress, device, anomalies)
+        model.meta["training"]["escalated_from"] = first
+    if out:
+        model.save(out, training=model.meta.pop("training"))
+    return model
+
+
+def _train_one(cfg: Config, recordings: list[Recording], out: str | Path | None, show_progress: bool,
+               device: str | None, anomalies: list[Recording] | None) -> AnomalyModel:
+    """One model, fitted and calibrated (not saved; ``out`` holds a detector's checkpoints)."""
     t0 = time.monotonic()
     cfg = copy.deepcopy(cfg)  # training settles channels and (short series) the window in its own copy
     if cfg.train.threads > 0:
@@ -306,10 +342,7 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     dev = resolve_device(device or cfg.model.device)
-    create(cfg.model.detector, cfg.model.params)  # its parameters: a one-line error now, not after the front end
-    declared = getattr(DETECTORS.get(cfg.model.detector), "components", ())
-    if declared:
-        _check_weight_names(cfg, declared)
+    _check_detector(cfg)  # its parameters: a one-line error now, not after the front end
     kind = kind_of(cfg)
     probe = kind.frontend(cfg)
     kind.prepare(cfg, recordings, probe)
@@ -354,8 +387,5 @@ def train_model(cfg: Config, recordings: list[Recording], out: str | Path | None
         "holdout_seconds_of_data": float(sum(len(s) for s in hold_sig) / probe.rate),
         "fit_wall_s": round(fit_s, 1), "device": str(dev), "seed": cfg.train.seed,
     }
-    if out:
-        model.save(out, training=summary)
-    else:
-        model.meta["training"] = summary
+    model.meta["training"] = summary
     return model

@@ -146,3 +146,20 @@ def test_demo_runs_end_to_end_and_alerts_on_inserted_events(ambient_files, tmp_p
     assert rep["events_alerted"] >= 1 and rep["false_alerts"] == 0
     assert len(rep["evidence_png"]) == rep["alerts"] and rep["evidence_wav"]  # make demo leaves PNG + WAV
     assert "=== streamad demo summary ===" in r.stdout
+
+
+def test_train_with_a_named_detector_trains_that_detector_everywhere_without_the_configs_escalation(capsys):
+    """`streamad train --config configs/audio.yaml --detector NAME`: NAME is what the user asked for, so the
+    config's train.escalate_to (which would replace it in hard places) is dropped, with a note; without
+    --detector, or naming the config's own detector, the escalation stays."""
+    from streamad.cli import build_parser, train_config
+    from tests.conftest import ROOT
+
+    base = ["train", "--config", str(ROOT / "configs" / "audio.yaml"), "--normal", "x", "--out", "o"]
+    p = build_parser()
+    assert train_config(p.parse_args(base)).train.escalate_to is not None
+    assert train_config(p.parse_args(base + ["--detector", "frame_fullgmm"])).train.escalate_to is not None
+    assert capsys.readouterr().err == ""
+    cfg = train_config(p.parse_args(base + ["--detector", "gmgan", "--seed", "3"]))
+    assert (cfg.model.detector, cfg.train.escalate_to, cfg.train.seed) == ("gmgan", None, 3)
+    assert capsys.readouterr().err == "streamad: note: train.escalate_to is not used with --detector gmgan\n"

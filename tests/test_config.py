@@ -47,6 +47,14 @@ def test_repo_configs_load():
     ({"metrics": {"stuck_after_s": -5}}, "metrics.stuck_after_s"),
     ({"metrics": {"path": "/m"}}, "metrics.path"),
     ({"logging": {"format": "xml"}}, "logging.format"),
+    ({"train": {"escalate_to": []}}, "train.escalate_to"),
+    ({"train": {"escalate_to": {"kafka": {"group_id": "x"}}}}, "train.escalate_to.kafka"),
+    ({"train": {"escalate_to": {"model": {"bogus": 1}}}}, "train.escalate_to: model.bogus"),
+    ({"train": {"escalate_to": {"audio": {"hop_s": 5}}}}, "train.escalate_to: audio.hop_s"),
+    ({"train": {"escalate_to": {"audio": {"sample_rate": 8000}}}}, "train.escalate_to.audio.sample_rate"),
+    ({"train": {"escalate_to": {"model": {"detector": "frame_gmm"}}, "escalate_below": 0}}, "train.escalate_below"),
+    ({"train": {"escalate_to": {"model": {"detector": "frame_gmm"}}, "hearing_check": False}}, "train.escalate_to"),
+    ({"kind": "series", "train": {"escalate_to": {"model": {"detector": "frame_gmm"}}}}, "train.escalate_to"),
 ])
 def test_errors_name_the_key(data, key):
     with pytest.raises(C.ConfigError) as e:
@@ -85,3 +93,19 @@ def test_readme_config_reference_matches_the_schema():
         "README config reference is stale: run python -m streamad.config_doc --write README.md"
     for key in ("kafka.bootstrap_servers", "alerts.evidence_dir", "train.calibration", "metrics.port"):
         assert f"| `{key}` |" in readme
+
+
+def test_escalated_config_overrides_the_model_sections_and_keeps_the_rest():
+    """train.escalate_to: this config with its audio / model / train / alerts sections overridden (mappings
+    merged, model params and score weights replaced whole), one step only (no escalation of its own)."""
+    cfg = C.from_dict({"kafka": {"group_id": "g"}, "model": {"params": {"k": 3, "diag_k": 4}, "path": "m"},
+                       "train": {"seed": 7, "escalate_below": 0.8,
+                                 "escalate_to": {"audio": {"context_s": 0.5},
+                                                 "model": {"detector": "frame_gmm", "params": {"k": 2}},
+                                                 "alerts": {"cooldown_s": 5.0}}}})
+    e = C.escalated(cfg)
+    assert (e.model.detector, e.model.params, e.model.path) == ("frame_gmm", {"k": 2}, "m")
+    assert (e.audio.context_s, e.audio.n_mels, e.alerts.cooldown_s) == (0.5, cfg.audio.n_mels, 5.0)
+    assert (e.train.seed, e.train.escalate_to, e.kafka.group_id) == (7, None, "g")
+    assert cfg.model.detector == C.ModelConfig().detector and cfg.audio.context_s == 0.0  # the original is untouched
+    assert C.escalated(C.from_dict({})) is None

@@ -140,3 +140,30 @@ def test_the_shipped_cnn_config_is_the_one_the_benchmark_measured():
         assert getattr(shipped.model, key) == getattr(bench.model, key), key
     tr, bt = dataclasses.asdict(shipped.train), dataclasses.asdict(bench.train)
     assert {k: v for k, v in tr.items() if k != "threads"} == {k: v for k, v in bt.items() if k != "threads"}
+
+
+def test_the_default_escalates_to_the_cnn_config_the_benchmark_measured_and_older_presets_do_not_escalate():
+    """configs/audio.yaml's train.escalate_to makes exactly preset sfx4c (= configs/audio-sfx.yaml) of the
+    default, so a per-scene row of the default is the sfx4c row where the hearing check is below the bar
+    (docs/EVAL.md, "Escalation"); presets of another model or front end (all rows before it) do not
+    escalate unless they say so, presets of training or alert settings keep the shipped escalation."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from streamad.benchmarks.scenes_run import preset_cfg
+    from streamad.config import escalated
+
+    root = Path(__file__).resolve().parents[1]
+    measured = json.loads((root / "docs" / "eval" / "scenes" / "results.json").read_text())["presets"]["sfx4c"]
+    bench, default = preset_cfg("sfx4c", {"sfx4c": measured}), preset_cfg("default", {})
+    esc = escalated(default)
+    assert default.train.escalate_below == 0.85 and esc is not None
+    for sec in ("audio", "model", "train", "alerts"):
+        assert dataclasses.asdict(getattr(esc, sec)) == dataclasses.asdict(getattr(bench, sec)), sec
+    for name, over in (("local8", {}), ("gmm64", {}), ("a", {"a": {"audio": {"train_mix": 4}}}),
+                       ("sfx4c", {"sfx4c": measured})):
+        assert preset_cfg(name, over).train.escalate_to is None, name
+    assert preset_cfg("t", {"t": {"alerts": {"target_false_alerts_per_hour": 10}}}).train.escalate_to is not None
+    own = {"model": {"detector": "frame_gmm", "params": {}, "score_weights": {}}}
+    assert preset_cfg("o", {"o": {"model": {"params": {"diag_k": 4}}, "train": {"escalate_to": own}}}).train.escalate_to == own

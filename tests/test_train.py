@@ -401,3 +401,60 @@ def test_hearing_check_records_how_well_an_audio_model_hears_added_sounds_and_ch
         train_model(from_dict(base), [Recording("place", sig)], None, show_progress=False)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "hearing check" in r.getMessage()]
     assert len(warned) == 1 and "(< 1.01)" in warned[0] and "\n" not in warned[0]
+
+
+def test_escalation_replaces_a_model_that_hears_badly_with_the_escalated_config_trained_on_the_same_audio(
+        ambient_files, tmp_path, caplog):
+    """train.escalate_to: when the first model's hearing check is below train.escalate_below, the kept model
+    is the one the escalated config trains on the same audio (bit for bit the same as training that config
+    directly), its record says what it replaced and why, and it carries its own front end (here 0.25 s of
+    context before each window); above the bar the first model is kept, unchanged."""
+    import logging
+
+    from streamad.config import escalated
+
+    sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[30:32]])  # 20 s of a real place
+    recs = [Recording("place", sig)]
+    base = {"model": {"detector": "frame_fullgmm", "params": {"k": 2, "diag_k": 4}},
+            "train": {"calibration": "crossfit", "threads": 1}}
+    plain = train_model(from_dict(base), recs, None, show_progress=False)
+    hc = plain.hearing_check
+    assert 0.5 < hc < 1.0  # real audio: the generic sounds are heard, not perfectly
+    esc = {"audio": {"context_s": 0.25}, "model": {"detector": "frame_gmm", "params": {"k": 2}, "score_weights": {}}}
+    cfg = from_dict({**base, "train": {**base["train"], "escalate_to": esc, "escalate_below": 1.0}})
+    with caplog.at_level(logging.WARNING, logger="streamad.train"):
+        m = train_model(cfg, recs, tmp_path / "m", show_progress=False)
+    assert [r.getMessage() for r in caplog.records if "escalate_below" in r.getMessage()] == [
+        f"hearing check {hc:.3f} < train.escalate_below 1.00: training frame_gmm instead of frame_fullgmm for this "
+        "place (costlier per window; train.escalate_to)"]
+    assert m.name == "frame_gmm" and m.frontend.lead == 4000
+    first = m.meta["training"]["escalated_from"]
+    assert (first["detector"], first["hearing_check_auc"], first["threshold"]) == ("frame_fullgmm", hc, plain.threshold)
+    direct = train_model(escalated(cfg), recs, None, show_progress=False)
+    loaded = AnomalyModel.load(tmp_path / "m")
+    assert loaded.name == "frame_gmm" and loaded.meta["training"]["escalated_from"] == first
+    assert loaded.cfg.train.escalate_to is None and loaded.threshold == direct.threshold
+    W = np.stack([sig[i:i + 20000] for i in range(0, len(sig) - 20000, 8000)])  # 0.25 s context + 1 s
+    np.testing.assert_array_equal(m.score(W, 64)[0], direct.score(W, 64)[0])
+    np.testing.assert_allclose(loaded.score(W, 64)[0], direct.score(W, 64)[0], rtol=1e-6, atol=1e-6)  # float32 file
+
+    kept = train_model(from_dict({**base, "train": {**base["train"], "escalate_to": esc, "escalate_below": hc}}),
+                       recs, None, show_progress=False)  # not below the bar: the first model stays
+    assert kept.name == "frame_fullgmm" and "escalated_from" not in kept.meta["training"]
+    assert kept.threshold == plain.threshold
+    W1 = W[:, 4000:]
+    np.testing.assert_array_equal(kept.score(W1, 64)[0], plain.score(W1, 64)[0])
+
+
+def test_escalation_to_a_detector_that_cannot_be_built_is_a_one_line_error_before_any_training(
+        ambient_files, monkeypatch, tmp_path):
+    """The escalated detector is checked before the first model trains, in every place (not only where the
+    hearing check would call for it): e.g. the sound-effects CNN without its weights."""
+    from streamad.config import ConfigError
+
+    monkeypatch.setenv("STREAMAD_SFX_WEIGHTS", str(tmp_path / "absent.pth"))
+    cfg = from_dict({"model": {"detector": "frame_fullgmm", "params": {"k": 2}},
+                     "train": {"escalate_to": {"model": {"detector": "frame_sfx", "params": {}, "score_weights": {}}}}})
+    with pytest.raises(ConfigError, match=r"^train\.escalate_to: aiSFX weights: no file .*absent\.pth") as e:
+        train_model(cfg, [Recording("x", np.zeros(16000 * 3, dtype=np.float32))], None, show_progress=False)
+    assert "\n" not in str(e.value)

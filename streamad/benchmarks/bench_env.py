@@ -80,7 +80,9 @@ def _train_cfg(detector: str, steps: int) -> dict:
     if detector == "gmgan":
         return {"model": {"detector": "gmgan", "params": {"steps": steps}}, "train": {"train_hop_s": 0.25}}
     shipped = yaml.safe_load((ROOT / "configs" / CONFIGS[detector]).read_text())
-    return {k: shipped[k] for k in ("kind", "audio", "model", "train") if k in shipped}
+    d = {k: shipped[k] for k in ("kind", "audio", "model", "train") if k in shipped}
+    d.setdefault("train", {})["escalate_to"] = None  # the detector named is the one measured, whatever the audio
+    return d
 
 
 def base_model(out: Path, data_dir: Path, detector: str = "gmgan", steps: int = 100) -> Path:

@@ -224,7 +224,9 @@ def run_scene(cfg, scene: Scene, events: list, loop_s: float) -> tuple[dict[str,
     r.update(scene=scene.name, split=scene.split, train_s=round(train_s, 2), eval_s=round(time.monotonic() - t1, 2),
              train_seconds=round(len(scene.train) / SR, 2), test_seconds=round(len(scene.test) / SR, 2),
              threshold=float(model.threshold), events_n=sum(len(c) for c in scene.plan),
-             hearing_check=model.hearing_check)  # training's synthetic-sound AUC (None: not computed)
+             hearing_check=model.hearing_check,  # training's synthetic-sound AUC (None: not computed)
+             detector=model.detector.name,
+             escalated_from=model.meta["training"].get("escalated_from"))  # train.escalate_to took over: from what
     return r, model
 
 

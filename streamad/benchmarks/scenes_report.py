@@ -53,8 +53,11 @@ def scene_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _hearing(row: dict[str, Any]) -> str:
-    """The model's hearing check (training's synthetic-sound ROC-AUC), or — for rows made before it existed."""
-    v = row.get("hearing_check")
+    """The model's hearing check (training's synthetic-sound ROC-AUC), or — for rows made before it existed;
+    for an escalated model (``train.escalate_to``) the first model's check and the detector that replaced it."""
+    v, esc = row.get("hearing_check"), row.get("escalated_from")
+    if esc:
+        return f"{esc['hearing_check_auc']:.3f} → {row.get('detector', 'escalated')} {'—' if v is None else f'{v:.3f}'}"
     return "—" if v is None else f"{v:.3f}"
 
 

@@ -14,7 +14,6 @@ protocol settings), OUT/RESULTS.md (summary + per-scene tables) and OUT/roc/<sce
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import yaml
 from streamad import metrics
 from streamad.benchmarks import scenes as S
 from streamad.config import from_dict
+from streamad.config import merge_dicts as merge
 from streamad.io.files import default_data_dir
 from streamad.progress import bar
 
@@ -53,14 +53,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 PLOTTED = ("gmgan32", "gmm64", "local8", "default")  # presets always drawn in the per-scene ROC plots
 
 
-def merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for k, v in b.items():
-        deep = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("params", "score_weights")
-        out[k] = merge(out[k], v) if deep else copy.deepcopy(v)
-    return out
-
-
 def shipped() -> dict[str, Any]:
     d = yaml.safe_load((ROOT / "configs" / "audio.yaml").read_text())
     return {k: d[k] for k in ("kind", "audio", "model", "train", "alerts") if k in d}
@@ -76,6 +68,10 @@ def preset_cfg(name: str, extra: dict[str, dict]) -> Any:
         # the shipped alternatives to the shipped weights go with them: a preset of other weights,
         # parameters or detector has none unless it lists its own
         d["model"]["score_weights_choice"] = []
+    if (m or over.get("audio")) and "escalate_to" not in over.get("train", {}):
+        # nor the shipped escalation: a preset of another model or front end (every preset before it) has
+        # none unless it lists its own; one of training or alert settings keeps it
+        d["train"]["escalate_to"] = None
     d.setdefault("train", {})["threads"] = 1
     return from_dict(d)
 
