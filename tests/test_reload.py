@@ -109,6 +109,10 @@ def test_a_model_with_another_context_cannot_take_over_the_running_streams():
 
     ctx, wide = model(0.5, 1.0), model(0.0, 1.5)
     assert (ctx.frontend.window, ctx.frontend.hop) == (wide.frontend.window, wide.frontend.hop) == (24000, 8000)
-    assert incompatibility(ctx, wide) == "context (samples) 0 differs from the running model's 8000"
-    assert incompatibility(wide, ctx) == "context (samples) 8000 differs from the running model's 0"
+    hint = " (the audio it hears before each window); restart the daemon to switch"
+    assert incompatibility(ctx, wide) == "context (samples) 0 differs from the running model's 8000" + hint
+    assert incompatibility(wide, ctx) == "context (samples) 8000 differs from the running model's 0" + hint
     assert incompatibility(ctx, model(0.5, 1.0)) is None
+    # an escalated model (0.5 s of context + the same 1 s window) against the mixtures' (no context): its
+    # windows are longer too, and the message names the context, not the length
+    assert incompatibility(model(0.0, 1.0), ctx) == "context (samples) 8000 differs from the running model's 0" + hint
