@@ -26,8 +26,7 @@ import yaml
 
 from streamad import metrics
 from streamad.benchmarks import scenes as S
-from streamad.config import from_dict
-from streamad.config import merge_dicts as merge
+from streamad.config import from_dict, merge_dicts as merge  # merge: audio_eval and tests import it from here
 from streamad.io.files import default_data_dir
 from streamad.progress import bar
 

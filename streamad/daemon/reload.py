@@ -31,14 +31,13 @@ def incompatibility(old: AnomalyModel, new: AnomalyModel) -> str | None:
     """Why ``new`` cannot take over the running streams of ``old`` (None: it can)."""
     if new.cfg.kind != old.cfg.kind:
         return f"kind {new.cfg.kind!r} differs from the running {old.cfg.kind!r}"
-    fo, fn = old.frontend, new.frontend
-    if fn.rate == fo.rate and fn.lead != fo.lead:  # e.g. one model escalated (train.escalate_to), the other not
-        return (f"context (samples) {fn.lead} differs from the running model's {fo.lead} (the audio it hears before "
-                "each window); restart the daemon to switch")
-    for attr, what in (("rate", "rate"), ("window", "window"), ("hop", "hop")):
-        a, b = getattr(fo, attr), getattr(fn, attr)
+    # the context before the window is named before the window length it lengthens (e.g. one model
+    # escalated by train.escalate_to, the other not)
+    for attr, what in (("rate", "rate"), ("lead", "context (samples)"), ("window", "window"), ("hop", "hop")):
+        a, b = getattr(old.frontend, attr), getattr(new.frontend, attr)
         if a != b:
-            return f"{what} {b} differs from the running model's {a}"
+            hint = " (the audio it hears before each window); restart the daemon to switch" if attr == "lead" else ""
+            return f"{what} {b} differs from the running model's {a}{hint}"
     if old.cfg.kind == "series" and list(new.cfg.series.channels) != list(old.cfg.series.channels):
         return f"channels {new.cfg.series.channels} differ from the running {old.cfg.series.channels}"
     return None
