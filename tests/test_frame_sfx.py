@@ -41,6 +41,25 @@ def test_sfx_weights_are_the_pinned_file_read_safely_and_missing_or_altered_ones
             create("frame_sfx", bad)
 
 
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_on_the_cpu_the_cnn_runs_in_channels_last_layout_with_the_features_of_the_default_layout(precision):
+    """The CPU speed-up (channels-last weights, docs/PERFORMANCE.md) changes no feature: each step's
+    512-d feature equals the pretrained network's in its default layout (bit for bit in bfloat16 on
+    this project's CPU; to float rounding in any case)."""
+    feats = sfx_net.SFXFeatures(16000, precision)
+    assert feats.net.conv_block4.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = sfx_net.pretrained()
+    assert not plain.conv_block4.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    t = torch.arange(3 * 24000).reshape(3, 24000) / 16000.0
+    waves = (0.2 * torch.sin(2 * np.pi * 440 * t * (1 + t)) + 0.05 * torch.sin(2 * np.pi * 3100 * t)).float()
+    got = feats(waves)
+    spec = feats.spectrogram(waves)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        want = plain(spec).float()
+    assert got.shape == want.shape == (3, 8, 512)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
 def test_frame_sfx_keeps_frame_fullgmm_exactly_and_its_cnn_hears_real_breaking_glass(tmp_path, ambient_files, data_dir):
     """Trained through the pipeline on real audio: the frame_fullgmm components are frame_fullgmm's
     own (same patches, same seed), sfx / sfx_top are added, the model file round trips. Breaking

@@ -10,6 +10,7 @@ no false alerts): a filter before a benchmark run, not a replacement for it.
     python tools/scenes_offline.py nmf --split dev --atoms 32 --iters 20
     python tools/scenes_offline.py context --split dev --context-s 2 5 10 --alpha 0.5 1
     python tools/scenes_offline.py flux --split dev --lag 1 2 --bands 4
+    python tools/scenes_offline.py sfxtaps --split dev --weight 0.5 1
 
 ``cache`` stores, per scene, the default's scores of the pure test part's windows and of the
 event windows at each EBR, and the log-mel power (dB, unstandardised) of those windows and of the
@@ -26,7 +27,8 @@ its score less ``--alpha`` times the median of the stream's scores over the prev
 seconds at the daemon's hop (what a busy background does to the scores for seconds cancels; a sudden
 event does not); it needs a cache made since the mixtures' whole score sequences are kept. ``flux`` (2026-12-05): onsets,
 each band's rise over ``--lag`` frames standardised by the training frames' per-band mean and std, a frame
-scored by its ``--bands`` largest, a window by its worst 1/8 frames, standardised and added like ``nmf``.
+scored by its ``--bands`` largest, a window by its worst 1/8 frames, standardised and added like ``nmf``. ``sfxtaps`` (2026-12-05): which layer and
+pooling of the sound-effects CNN's feature maps (``frame_sfx``'s ``sfx_top``) hears events best, alone and added.
 """
 from __future__ import annotations
 
@@ -259,9 +261,110 @@ def flux(a: argparse.Namespace) -> None:
     _summary(rows)
 
 
+def _taps(net, spec: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The CNN's feature maps after blocks 2, 3 and 4 of a (1, frames, 96) spectrogram: {name: (C, T, F)}."""
+    x, out = spec.unsqueeze(1), {}
+    for i, b in enumerate((net.conv_block1, net.conv_block2, net.conv_block3, net.conv_block4), 1):
+        x = b(x, i < 4)
+        if i >= 2:
+            out[f"L{i}"] = x[0].float()
+    return out
+
+
+def _step_features(maps: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
+    """Per time step features of each variant: {variant: ((T, D) unit rows, frames per step)}."""
+    def unit(f: torch.Tensor) -> torch.Tensor:
+        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-9)
+
+    def bands(m: torch.Tensor, k: int) -> torch.Tensor:
+        return torch.cat([c.mean(2) for c in m.chunk(k, dim=2)], 0).T
+
+    l2, l3, l4 = maps["L2"], maps["L3"], maps["L4"]
+    v = {"L4mean": (unit(l4.mean(2).T), 8), "L4max": (unit(l4.amax(2).T), 8),
+         "L4b3": (unit(bands(l4, 3)), 8), "L3mean": (unit(l3.mean(2).T), 8), "L3b3": (unit(bands(l3, 3)), 8),
+         "L2mean": (unit(l2.mean(2).T), 4)}
+    v["L34"] = (unit(torch.cat([v["L3mean"][0], v["L4mean"][0]], 1)), 8)
+    sm = torch.nn.functional.avg_pool1d(l4.mean(2)[None], 3, 1, 1, count_include_pad=False)[0].T
+    v["L4sm3"] = (unit(sm), 8)
+    return v
+
+
+def sfxtaps(a: argparse.Namespace) -> None:
+    """Which of the sound-effects CNN's layers and poolings hears events in scenes best (whole-signal
+    features, as the first offline look at the CNN: each window's score is the worst of the steps whose
+    centre falls in it, a step's score its cosine distance to the nearest of a bank of 4 000 training
+    steps); alone and added to the cached default's score after standardisation on out-of-fold
+    training windows (two halves)."""
+    from streamad.evaluation.mixing import window_labels
+    from streamad.models.sfx_net import SFXFeatures
+
+    torch.set_num_threads(a.threads)
+    files = _cached(a)
+    scenes = {sc.name: sc for sc in S.load_scenes(a.data, [f.stem for f in files], a.split)}
+    events = S.load_events(a.data)
+    sfx = SFXFeatures(S.SR, "bfloat16")
+    win, fine = S.SR, S.SR // 8  # the cache's windows: 1 s at a 0.125 s hop
+    rows = []
+
+    def feats(sig: np.ndarray, gain: float) -> dict[str, tuple[torch.Tensor, int]]:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return _step_features(_taps(sfx.net, sfx.spectrogram(torch.from_numpy(sig[None].astype(np.float32)) * gain)))
+
+    def windows(n: int, per: int, steps: int) -> list[np.ndarray]:
+        """The steps whose centre falls in each 1 s window of an n-sample signal at the fine hop."""
+        centre = (np.arange(steps) * per + (per - 1) / 2) * 1024 / 44100 * S.SR
+        out = []
+        for s0 in range(0, n - win + 1, fine):
+            idx = np.nonzero((centre >= s0) & (centre < s0 + win))[0]
+            out.append(idx if len(idx) else np.array([min(steps - 1, int(s0 / (per * 1024 / 44100 * S.SR)))]))
+        return out
+
+    def wscore(f: torch.Tensor, per: int, n: int, bank: torch.Tensor) -> np.ndarray:
+        d = (1.0 - (f @ bank.T).max(1).values).numpy()
+        return np.array([d[i].max() for i in windows(n, per, len(f))])
+
+    with bar(len(files), "sfxtaps", "scene") as pb:
+        for f in files:
+            c = pickle.loads(f.read_bytes())
+            sc = scenes[f.stem]
+            S.plan_events(sc, len(events[sc.split]), 8, a.seed)
+            tr = sc.train.astype(np.float32)
+            gain = 0.5 / max(float(np.abs(tr).max()), 1e-9)
+            h = len(tr) // 2
+            ftr, fa, fb = feats(tr, gain), feats(tr[:h], gain), feats(tr[h:], gain)
+            fneg = feats(sc.test, gain)
+            mixes = {ebr: S.mixes(sc, events[sc.split], ebr) for ebr in S.EBRS}
+            fpos = {ebr: [(feats(sig, gain), len(sig), ivs) for sig, ivs in mx] for ebr, mx in mixes.items()}
+            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"])}
+            rng = np.random.default_rng(a.seed)
+            for name, (ft, per) in ftr.items():
+                def bank_of(x: torch.Tensor) -> torch.Tensor:
+                    return x[torch.from_numpy(rng.choice(len(x), min(4000, len(x)), replace=False))]
+                bank, ba, bb = bank_of(ft), bank_of(fa[name][0]), bank_of(fb[name][0])
+                oof = np.r_[wscore(fa[name][0], per, h, bb), wscore(fb[name][0], per, len(tr) - h, ba)]
+                center, scale = robust_center_scale(oof, fallback=1.0)
+                neg = (wscore(fneg[name][0], per, len(sc.test), bank) - center) / scale
+                pos = {}
+                for ebr, items in fpos.items():
+                    ps = []
+                    for fs, n, ivs in items:
+                        s = wscore(fs[name][0], per, n, bank)
+                        st = np.arange(len(s)) * fine / S.SR
+                        ps.append(s[window_labels(st, st + 1.0, ivs) == 1])
+                    pos[ebr] = (np.concatenate(ps) - center) / scale
+                if any(len(pos[e]) != len(c["pos"][e]) for e in pos) or len(neg) != len(c["neg"]):
+                    sys.exit(f"scenes_offline: {f.stem}: windows differ from the cache's")
+                row[name] = mean_auc(pos, neg)
+                for w in a.weight:
+                    row[f"{name}+{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+            _report(rows, row)
+            pb.update(1)
+    _summary(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["cache", "nmf", "context", "flux"])
+    p.add_argument("what", choices=["cache", "nmf", "context", "flux", "sfxtaps"])
     p.add_argument("--split", default="dev", choices=["dev", "held-out"])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--cache", type=Path, default=Path("/tmp/scenes-offline"))
@@ -280,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lag", type=int, nargs="+", default=[1, 2], help="flux: frames over which a band's rise is taken")
     a = p.parse_args(argv)
     time0 = time.monotonic()
-    {"cache": cache, "nmf": nmf, "context": context, "flux": flux}[a.what](a)
+    {"cache": cache, "nmf": nmf, "context": context, "flux": flux, "sfxtaps": sfxtaps}[a.what](a)
     print(f"{time.monotonic() - time0:.0f} s")
 
 
