@@ -36,7 +36,8 @@ def test_sfx_weights_are_the_pinned_file_read_safely_and_missing_or_altered_ones
     monkeypatch.setattr(sfx_net.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"^the pretrained sound-effects CNN needs aiSFX's weights, which are not installed"):
         create("frame_sfx")
-    for bad in ({"sfx_bank": 0}, {"sfx_bank": 2.5}, {"sfx_precision": "float16"}):
+    for bad in ({"sfx_bank": 0}, {"sfx_bank": 2.5}, {"sfx_precision": "float16"}, {"sfx_bands": 70},
+                {"sfx_bands": 104}, {"sfx_bands": 0}):
         with pytest.raises(ConfigError, match=r"^model\.params\.sfx_"):
             create("frame_sfx", bad)
 
@@ -58,6 +59,22 @@ def test_on_the_cpu_the_cnn_runs_in_channels_last_layout_with_the_features_of_th
         want = plain(spec).float()
     assert got.shape == want.shape == (3, 8, 512)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+def test_sfx_bands_computes_only_the_lowest_bands_which_hold_all_of_a_16_khz_recording(ambient_files):
+    """``sfx_bands: 72``: a real 16 kHz recording, resampled for the CNN, leaves its top 24 mel bands
+    (above 8 kHz) empty but in the first frame (half of it is the zero padding before the window: a
+    step), so the network runs on the 72 it fills: the same input there, a smaller spectrogram, the
+    detector passes the setting on."""
+    sig = load_audio(ambient_files[0], 16000)[: 3 * 24000].reshape(3, 24000)
+    waves = torch.from_numpy(sig.astype(np.float32))
+    full, low = sfx_net.SFXFeatures(16000, "bfloat16"), sfx_net.SFXFeatures(16000, "bfloat16", 72)
+    spec_full, spec_low = full.spectrogram(waves), low.spectrogram(waves)
+    assert spec_full.shape[2] == 96 and spec_low.shape[2] == 72
+    assert float(spec_full[:, 1:, 72:].abs().max()) < 1e-4 < 0.05 < float(spec_full[:, 1:, :72].amax())
+    torch.testing.assert_close(spec_low, spec_full[:, :, :72])
+    assert tuple(low(waves).shape) == (3, 8, 512)
+    assert create("frame_sfx", {"sfx_bands": 72})._features().bands == 72
 
 
 def test_frame_sfx_keeps_frame_fullgmm_exactly_and_its_cnn_hears_real_breaking_glass(tmp_path, ambient_files, data_dir):

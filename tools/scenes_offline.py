@@ -308,7 +308,14 @@ def sfxtaps(a: argparse.Namespace) -> None:
 
     def feats(sig: np.ndarray, gain: float) -> dict[str, tuple[torch.Tensor, int]]:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return _step_features(_taps(sfx.net, sfx.spectrogram(torch.from_numpy(sig[None].astype(np.float32)) * gain)))
+            spec = sfx.spectrogram(torch.from_numpy(sig[None].astype(np.float32)) * gain)
+            out = _step_features(_taps(sfx.net, spec))
+            if a.crop:  # the bands a 16 kHz signal can fill (below 8 kHz: 72 of 96), the rest never computed
+                crop = _taps(sfx.net, spec[:, :, :a.crop])["L4"]
+                out["L4crop"] = (crop.mean(2).T / crop.mean(2).T.norm(dim=1, keepdim=True).clamp_min(1e-9), 8)
+                low = _taps(sfx.net, spec)["L4"][:, :, :a.crop // 8]
+                out["L4low"] = (low.mean(2).T / low.mean(2).T.norm(dim=1, keepdim=True).clamp_min(1e-9), 8)
+            return out
 
     def windows(n: int, per: int, steps: int) -> list[np.ndarray]:
         """The steps whose centre falls in each 1 s window of an n-sample signal at the fine hop."""
@@ -380,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="context: seconds of the stream's past scores (at the daemon's 0.5 s hop)")
     p.add_argument("--alpha", type=float, nargs="+", default=[0.5, 1.0],
                    help="context: how much of the past median is taken off")
+    p.add_argument("--crop", type=int, default=0,
+                   help="sfxtaps: also the CNN on the lowest CROP mel bands only (72: what 16 kHz audio fills)")
     p.add_argument("--lag", type=int, nargs="+", default=[1, 2], help="flux: frames over which a band's rise is taken")
     a = p.parse_args(argv)
     time0 = time.monotonic()

@@ -42,14 +42,16 @@ class FrameSFX(FrameFullGMM):
     input = "waveform"
     uses_context = True
     components = FrameFullGMM.components + ("sfx", "sfx_top")
-    defaults: dict[str, Any] = {**FrameFullGMM.defaults, "sfx_bank": 4000, "sfx_precision": "float32"}
+    defaults: dict[str, Any] = {**FrameFullGMM.defaults, "sfx_bank": 4000, "sfx_precision": "float32",
+                                "sfx_bands": 96}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         whole_param("sfx_bank", self.params["sfx_bank"], 1, "steps kept in the sound-effects feature bank, a whole number >= 1")
-        from streamad.models.sfx_net import check_precision, require_weights
+        from streamad.models.sfx_net import check_bands, check_precision, require_weights
 
         check_precision(self.params["sfx_precision"])
+        check_bands(self.params["sfx_bands"])
         require_weights()  # one-line ConfigError now, not at the first window, when the weights are missing
         self.frontend: Any = None
         self._sfx: Any = None
@@ -74,7 +76,8 @@ class FrameSFX(FrameFullGMM):
         if self._sfx is None:
             from streamad.models.sfx_net import SFXFeatures
 
-            self._sfx = SFXFeatures(self._front().sr, self.params["sfx_precision"]).to(self.device)
+            self._sfx = SFXFeatures(self._front().sr, self.params["sfx_precision"],
+                                    self.params["sfx_bands"]).to(self.device)
         return self._sfx
 
     def to(self, device: torch.device | str) -> "FrameSFX":

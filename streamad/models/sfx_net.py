@@ -15,7 +15,10 @@ the numpy scalar and dtype types its metadata holds).
 Input as the network was trained: audio resampled to 44.1 kHz, 96 mel bands (0-22.05 kHz, HTK,
 L1-normalised filters) of a 2048-sample STFT every 1024 samples (23 ms), log10(1e4 x + 1) / 9.458.
 Output: one 512-d vector per time step of 8 frames (186 ms): the last block's feature maps
-averaged over frequency. The frequency mean and the unpooled steps are what the detector uses.
+averaged over frequency. ``bands`` < 96 runs the network on the lowest bands only: a 16 kHz signal
+resampled to 44.1 kHz has nothing above 8 kHz, i.e. in the top 24 bands (but in the first frame, half
+of which is the padding before the window), and the convolutions cost in proportion to the bands
+they see. The frequency mean and the unpooled steps are what the detector uses.
 """
 from __future__ import annotations
 
@@ -38,6 +41,15 @@ STEP = 8  # frames per output step (three 2x poolings in time)
 SHA256 = "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7eb5"  # aisfx 0.1.2 models/checkpoint.pth
 INSTALL = "pip install --no-deps aisfx==0.1.2 (MIT; `make install` does it), or set STREAMAD_SFX_WEIGHTS"
 PRECISIONS = ("float32", "bfloat16")
+
+
+def check_bands(bands: object) -> int:
+    """``model.params.sfx_bands`` as given; a one-line ConfigError for anything else. The network pools
+    frequency three times by 2, so a multiple of 8 from 8 to 96."""
+    if isinstance(bands, bool) or not isinstance(bands, int) or not 8 <= bands <= N_MELS or bands % 8:
+        raise ConfigError(f"model.params.sfx_bands: the CNN's lowest mel bands to compute, a multiple of 8 from 8 to "
+                          f"{N_MELS} (72 holds everything below 8 kHz, all a 16 kHz signal has), got {bands!r}")
+    return bands
 
 
 def check_precision(precision: str) -> str:
@@ -128,13 +140,13 @@ def pretrained() -> SFXNet:
 class SFXFeatures:
     """Raw windows at ``sr`` -> (N, steps, 512) features of the pretrained CNN, on any device."""
 
-    def __init__(self, sr: int, precision: str = "float32"):
+    def __init__(self, sr: int, precision: str = "float32", bands: int = N_MELS):
         import librosa
 
-        self.sr, self.precision = int(sr), check_precision(precision)
+        self.sr, self.precision, self.bands = int(sr), check_precision(precision), check_bands(bands)
         self.net = self._layout(pretrained(), torch.device("cpu"))
         mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0, fmax=SR / 2, htk=True, norm=1.0)
-        self.mel = torch.from_numpy(mel.astype(np.float32))
+        self.mel = torch.from_numpy(mel[:self.bands].astype(np.float32))  # the lowest ``bands`` only
         self.window = torch.hann_window(N_FFT)
 
     @staticmethod
@@ -154,7 +166,7 @@ class SFXFeatures:
         return self
 
     def spectrogram(self, waves: torch.Tensor) -> torch.Tensor:
-        """(N, samples) at ``sr`` -> (N, frames, 96) the network's input (at least one step of frames)."""
+        """(N, samples) at ``sr`` -> (N, frames, bands) the network's input (at least one step of frames)."""
         n = waves.shape[1]
         m = int(round(n * SR / self.sr))
         # band-limited resampling of each window to 44.1 kHz (FFT zero-padding)
