@@ -20,7 +20,8 @@ Before the CNN every window is scaled by one gain fixed at training (0.5 / the l
 sample of the normal training audio), so a scene's level reaches the network as in training and
 the same gain applies to everything scored later. Costs: the CNN is about 1.7 GFLOP per 1 s
 window (about 60 windows/s on one CPU thread in float32, 130 with ``sfx_precision: bfloat16`` on a
-CPU with bf16 support, the CNN's weights in channels-last layout there; a GPU makes it cheap); the bank is ``sfx_bank`` x 512 floats in the model file.
+CPU with bf16 support, the CNN's weights in channels-last layout there; ``sfx_bands: 72`` about 1.3x
+that; a GPU makes it cheap); the bank is ``sfx_bank`` x 512 floats in the model file.
 """
 from __future__ import annotations
 

@@ -151,10 +151,10 @@ class SFXFeatures:
 
     @staticmethod
     def _layout(net: SFXNet, device: torch.device) -> SFXNet:
-        """On the CPU the convolution weights in channels-last layout: oneDNN then skips a reorder per
-        layer, about 1.9x the windows per second in bfloat16 with bit-identical features (measured on
-        this project's CPU box, docs/PERFORMANCE.md); elsewhere the default layout (the GPU figures
-        were measured with it)."""
+        """On the CPU the convolution weights in channels-last layout (oneDNN's preferred one): about
+        1.9x the windows per second in bfloat16 with bit-identical features (measured on this
+        project's CPU box, docs/PERFORMANCE.md); elsewhere the default layout (the GPU figures were
+        measured with it)."""
         fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         with torch.inference_mode(False), torch.no_grad():  # parameters stay ordinary tensors
             return net.to(memory_format=fmt)
