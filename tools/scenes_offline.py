@@ -10,7 +10,7 @@ no false alerts): a filter before a benchmark run, not a replacement for it.
     python tools/scenes_offline.py nmf --split dev --atoms 32 --iters 20
     python tools/scenes_offline.py context --split dev --context-s 2 5 10 --alpha 0.5 1
     python tools/scenes_offline.py flux --split dev --lag 1 2 --bands 4
-    python tools/scenes_offline.py sfxtaps --split dev --weight 0.5 1
+    python tools/scenes_offline.py sfxtaps --split dev --weight 0.5 1 [--crop 72]
 
 ``cache`` stores, per scene, the default's scores of the pure test part's windows and of the
 event windows at each EBR, and the log-mel power (dB, unstandardised) of those windows and of the
@@ -271,21 +271,23 @@ def _taps(net, spec: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
+def _unit(f: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length (cosine distances to a bank of unit rows are 1 - dot products)."""
+    return f / f.norm(dim=1, keepdim=True).clamp_min(1e-9)
+
+
 def _step_features(maps: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
     """Per time step features of each variant: {variant: ((T, D) unit rows, frames per step)}."""
-    def unit(f: torch.Tensor) -> torch.Tensor:
-        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-9)
-
     def bands(m: torch.Tensor, k: int) -> torch.Tensor:
         return torch.cat([c.mean(2) for c in m.chunk(k, dim=2)], 0).T
 
     l2, l3, l4 = maps["L2"], maps["L3"], maps["L4"]
-    v = {"L4mean": (unit(l4.mean(2).T), 8), "L4max": (unit(l4.amax(2).T), 8),
-         "L4b3": (unit(bands(l4, 3)), 8), "L3mean": (unit(l3.mean(2).T), 8), "L3b3": (unit(bands(l3, 3)), 8),
-         "L2mean": (unit(l2.mean(2).T), 4)}
-    v["L34"] = (unit(torch.cat([v["L3mean"][0], v["L4mean"][0]], 1)), 8)
+    v = {"L4mean": (_unit(l4.mean(2).T), 8), "L4max": (_unit(l4.amax(2).T), 8),
+         "L4b3": (_unit(bands(l4, 3)), 8), "L3mean": (_unit(l3.mean(2).T), 8), "L3b3": (_unit(bands(l3, 3)), 8),
+         "L2mean": (_unit(l2.mean(2).T), 4)}
+    v["L34"] = (_unit(torch.cat([v["L3mean"][0], v["L4mean"][0]], 1)), 8)
     sm = torch.nn.functional.avg_pool1d(l4.mean(2)[None], 3, 1, 1, count_include_pad=False)[0].T
-    v["L4sm3"] = (unit(sm), 8)
+    v["L4sm3"] = (_unit(sm), 8)
     return v
 
 
@@ -309,12 +311,11 @@ def sfxtaps(a: argparse.Namespace) -> None:
     def feats(sig: np.ndarray, gain: float) -> dict[str, tuple[torch.Tensor, int]]:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             spec = sfx.spectrogram(torch.from_numpy(sig[None].astype(np.float32)) * gain)
-            out = _step_features(_taps(sfx.net, spec))
+            maps = _taps(sfx.net, spec)
+            out = _step_features(maps)
             if a.crop:  # the bands a 16 kHz signal can fill (below 8 kHz: 72 of 96), the rest never computed
-                crop = _taps(sfx.net, spec[:, :, :a.crop])["L4"]
-                out["L4crop"] = (crop.mean(2).T / crop.mean(2).T.norm(dim=1, keepdim=True).clamp_min(1e-9), 8)
-                low = _taps(sfx.net, spec)["L4"][:, :, :a.crop // 8]
-                out["L4low"] = (low.mean(2).T / low.mean(2).T.norm(dim=1, keepdim=True).clamp_min(1e-9), 8)
+                out["L4crop"] = (_unit(_taps(sfx.net, spec[:, :, :a.crop])["L4"].mean(2).T), 8)
+                out["L4low"] = (_unit(maps["L4"][:, :, :a.crop // 8].mean(2).T), 8)  # the same net, its low positions
             return out
 
     def windows(n: int, per: int, steps: int) -> list[np.ndarray]:
