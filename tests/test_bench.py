@@ -157,7 +157,7 @@ def test_soak_alone_reports_its_own_run_and_the_rss_after_warm_up(tmp_path):
                                                                      "loadavg": [1, 1, 1], "loadavg_end": [2, 2, 2]},
             "started": "A", "finished": "B", "model": {"detector": "gmgan", "model_version": "gmgan-x",
                                                       "alert_fraction_target": 0.02},
-            "streams": 4, "minutes": 30.0, "daemon_exit": 0, "rebalances": 1,
+            "streams": 4, "minutes": 30.0, "daemon_exit": 0, "rebalances": 1, "input_topic_recycles_skipped": 2,
             "producer_late_p99_s": 0.01, "producer_late_max_s": 0.02, "rss_change_pct": 10.0,
             "rss_series": [[0.5, 100.0], [4.0, 150.0], [5.0, 200.0], [30.0, 210.0]],
             "start": {"span": "0.2-2.2 min", "latency": {"alerts": 3, "p50_s": 0.1, "p95_s": 0.2, "p99_s": 0.3},
@@ -167,6 +167,7 @@ def test_soak_alone_reports_its_own_run_and_the_rss_after_warm_up(tmp_path):
     assert "None" not in md and "streamad bench --soak 30 --soak-streams 4" in md
     assert "RSS after the first 5 minutes: 200 → 210 MB (+5.0 %); peak 210 MB." in md
     assert "| start (0.2-2.2 min) | 4 | 30.0 | 3 | 0.100 / 0.200 / 0.300 | 100 | 0 |" in md
+    assert "Input topics not read to their end when their turn to be emptied came: 2 " in md
 
 
 @pytest.mark.broker
@@ -205,7 +206,7 @@ def test_tiny_soak_reports_start_end_and_progress(broker, tmp_path, audio_model)
     out = tmp_path / "soak"
     cmd = [sys.executable, "-m", "streamad.cli", "bench", "--bootstrap", broker.bootstrap, "--out", str(out),
            "--data", str(AMBIENT), "--model", str(audio_model), "--soak", "0.5", "--soak-streams", "3",
-           "--soak-rotate-s", "15", "--warmup-s", "2", "--partitions", "2", "--alert-fraction", "0.2"]
+           "--soak-rotate-s", "10", "--warmup-s", "2", "--partitions", "2", "--alert-fraction", "0.2"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:
@@ -219,9 +220,72 @@ def test_tiny_soak_reports_start_end_and_progress(broker, tmp_path, audio_model)
     assert res["daemon_exit"] == 0 and res["streams"] == 3 and res["command"].startswith("streamad bench")
     assert res["all"]["windows_per_s"] > 0 and res["all"]["latency"]["alerts"] > 0
     assert len(res["rss_series"]) >= 3 and res["rss_change_pct"] is not None
+    assert res["input_topic_recycles_skipped"] == 0  # three segments: the first is emptied once read
     md = (out / "performance.md").read_text()
     assert "RSS end vs start" in md and "None" not in md
     assert stderr.count("soak ") >= 1  # progress while it runs
+
+
+@pytest.mark.broker
+def test_soak_empties_a_ring_topic_only_once_the_daemon_has_read_it(broker, unique, tmp_path):
+    """The soak's ring: a topic whose consumer lag is not 0 (or not known) keeps its records; once
+    read it is emptied (deleted and created again with its partitions) for the next segment."""
+    from streamad.benchmarks import bench_soak
+    from streamad.benchmarks.bench import topic_census
+    from streamad.benchmarks.bench_live import Ctx
+    from streamad.io import kafka as kio
+    from tests.kafka_util import produce_audio
+
+    topic = f"ring-{unique}"
+    kio.ensure_topics(broker.bootstrap, [topic], 2)
+    assert produce_audio(broker.bootstrap, topic, "a", np.zeros(16000, dtype=np.float32), 16000, 1000.0) == 10
+    lag: dict = {"v": 4.0}
+
+    class Daemon:  # the daemon's /metrics answer, as DaemonRun.topic_lag gives it
+        def topic_lag(self, name):
+            assert name == topic
+            if lag["v"] == "down":
+                raise OSError("metrics did not answer")
+            return lag["v"]
+
+    ctx = Ctx(broker.bootstrap, tmp_path, tmp_path / "corpus.npy", tmp_path, True, partitions=2, say=lambda m: None)
+    for v in (4.0, None, "down"):
+        lag["v"] = v
+        assert bench_soak._recycle_if_read(ctx, Daemon(), topic, 2) is False
+    assert topic_census(broker.bootstrap, topic, idle_s=1.5)["records"] == 10  # nothing deleted unread
+    lag["v"] = 0.0
+    assert bench_soak._recycle_if_read(ctx, Daemon(), topic, 2) is True
+    assert topic_census(broker.bootstrap, topic, idle_s=1.5)["records"] == 0
+    from kafka import KafkaConsumer
+
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        assert c.partitions_for_topic(topic) == {0, 1}
+    finally:
+        c.close()
+
+
+def test_the_soak_defaults_to_fewer_alerts_and_shorter_topics_than_a_sweep():
+    """The soak's alert fraction and topic period default to what keeps the embedded broker's partitions
+    small; a given fraction wins in both; a fraction outside (0, 1) is a one-line error."""
+    import argparse
+
+    from streamad.benchmarks import bench
+    from streamad.config import ConfigError
+
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    sweep, soak = p.parse_args([]), p.parse_args(["--soak", "30", "--soak-streams", "600"])
+    bench._defaults(sweep)
+    bench._defaults(soak)
+    assert sweep.alert_fraction == bench.ALERT_FRACTION and soak.alert_fraction == bench.SOAK_ALERT_FRACTION
+    assert bench.SOAK_ALERT_FRACTION < bench.ALERT_FRACTION and soak.soak_rotate_s == bench.SOAK_ROTATE_S == 20.0
+    given = p.parse_args(["--soak", "30", "--alert-fraction", "0.05"])
+    bench._defaults(given)
+    assert given.alert_fraction == 0.05
+    for bad in ("0", "1", "-0.1"):
+        with pytest.raises(ConfigError, match="^bench --alert-fraction: "):
+            bench._defaults(p.parse_args(["--alert-fraction", bad]))
 
 
 def test_naive_loop_always_runs_a_gmgan(tmp_path, monkeypatch):

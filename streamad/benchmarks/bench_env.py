@@ -225,6 +225,20 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+_TOPIC_LAG = re.compile(r'^streamad_consumer_lag\{[^}]*\btopic="([^"]*)"[^}]*\} (\S+)$', re.M)
+
+
+def topic_lags(port: int) -> dict[str, float]:
+    """One process's consumer lag per input topic (its partitions summed); topics it has no lag for
+    (not assigned to it, or not fetched yet) are absent."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for topic, val in _TOPIC_LAG.findall(text):
+        out[topic] = out.get(topic, 0.0) + float(val)
+    return out
+
+
 class DaemonRun:
     """``streamad run`` (one or ``--processes N``) as a subprocess, watched through /metrics and /proc."""
 
@@ -268,6 +282,12 @@ class DaemonRun:
             for k, v in scrape(self.port + i).items():
                 out[k] = out.get(k, 0.0) + v
         return out
+
+    def topic_lag(self, topic: str) -> float | None:
+        """Records of ``topic`` not read yet, over every process; None when none reports it."""
+        lags = [topic_lags(self.port + i).get(topic) for i in range(self.n)]
+        known = [x for x in lags if x is not None]
+        return sum(known) if known else None
 
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc is None or self.proc.poll() is not None:

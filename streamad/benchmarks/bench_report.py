@@ -144,6 +144,9 @@ def soak_markdown(s: dict) -> str:
     if "daemon_exit" in s:
         rows.append(f"Daemon exit {s['daemon_exit']}, rebalances {s.get('rebalances')}, producers late p99 "
                     f"{_f(s.get('producer_late_p99_s'), 3)} s (max {_f(s.get('producer_late_max_s'), 3)} s).")
+    if s.get("input_topic_recycles_skipped"):
+        rows.append(f"Input topics not read to their end when their turn to be emptied came: "
+                    f"{s['input_topic_recycles_skipped']} (the daemon was behind; nothing was deleted unread).")
     return "\n".join(rows)
 
 

@@ -3,15 +3,17 @@
     streamad bench --soak 30 --soak-streams 800        # 30 minutes at 800 streams
 
 The embedded broker keeps every record in memory and enforces no retention (800 streams of
-16 kHz int16 audio are 25.6 MB/s, 46 GB in 30 minutes), so the input rotates over topics: the
-producers move to a new topic every ``--soak-rotate-s`` seconds (default 60; one topic per
-segment, all created up front and all in the daemon's ``input_topics``), and a topic is deleted
-once the daemon has read it (two segments later). Each move starts new streams in the daemon (a
-stream is keyed by topic, partition and id); the old ones are forgotten after
-``worker.idle_stream_s``, set to 30 s here. The rotation also keeps each partition far below the
-embedded broker's other limit: its fetches stop returning records past ~30 000 record batches per
-partition (docs/PERFORMANCE.md, soak). Against a real Kafka (``--bootstrap``) retention does
-this job; the rotation is kept so that both runs are alike.
+16 kHz int16 audio are 25.6 MB/s, 46 GB in 30 minutes), and its fetches slow down as a partition
+fills with record batches (``tools/broker_probe.py``; docs/PERFORMANCE.md, "What a soak costs the
+embedded broker"). So the input moves every ``--soak-rotate-s`` seconds (default 20) to the next
+of a ring of ``RING`` topics (all in the daemon's ``input_topics``), and a topic is emptied (deleted
+and created again) two moves after its producers stopped, once the daemon has read it to its end
+(its consumer lag on /metrics is 0): nothing is deleted unread. A topic the daemon has not read by
+then is left as it is, and the next segment written to it follows what it holds (counted in
+``input_topic_recycles_skipped``). Each move starts new streams in the daemon (a stream is keyed by
+topic, partition and id; a topic comes round again after ``RING`` segments, past
+``worker.idle_stream_s``, set to 30 s here, so its streams start afresh). Against a real Kafka
+(``--bootstrap``) retention does this job; the ring is kept so that both runs are alike.
 
 Reported: latency p50/p95/p99 and the daemon's RSS over the first minutes after the warm-up
 ("start"), over the last minutes ("end") and over the whole run; the RSS change end vs start;
@@ -45,6 +47,7 @@ from streamad.benchmarks.bench_live import (
 from streamad.config import ConfigError
 
 SPAN_S = 120.0  # the "start" and "end" spans
+RING = 4  # input topics the soak moves round (a few partitions subscribed, whatever its length)
 
 
 def soak(a, out: Path, say: Callable[[str], None]) -> int:
@@ -69,11 +72,12 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
                                             a.detector)
         base = f"soak-{uuid.uuid4().hex[:6]}"
         segments = max(1, int(np.ceil(a.soak * 60 / a.soak_rotate_s)))
-        inputs = [f"{base}-{i}" for i in range(segments)]
+        inputs = [f"{base}-{i}" for i in range(min(segments, RING))]
         ensure_topics(ctx.bootstrap, inputs + [f"{base}-alerts", f"{base}-dlq"], a.partitions)
         cfg = write_config(out / "soak.yaml", base, f"bench-{base}", ctx.model, ctx.embedded, inputs=inputs,
-                           device=a.device, idle_stream_s=30.0, scorer=a.scorer, **ctx.worker)
-        res = _run(ctx, a, cfg, base, inputs, say)
+                           device=a.device, idle_stream_s=30.0, max_streams=_max_streams(a.soak_streams),
+                           scorer=a.scorer, **ctx.worker)
+        res = _run(ctx, a, cfg, base, inputs, segments, say)
         res["model"] = model_info
         head["box"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         res.update(head, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -89,7 +93,7 @@ def soak(a, out: Path, say: Callable[[str], None]) -> int:
     return 0
 
 
-def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
+def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], segments: int, say) -> dict:
     n, seg_s = a.soak_streams, a.soak_rotate_s
     log = ctx.out / "daemon-soak.log"
     daemon = DaemonRun(cfg, ctx.bootstrap, log, ctx.port(), 1).start()
@@ -101,6 +105,7 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
                       broker_pid=ctx.broker_pid)
     sampler.start()
     reports: list[dict] = []
+    skipped = 0  # ring topics not emptied: the daemon had not read them when their turn came
     next_say = [time.time()]
 
     def wait_until(t: float) -> None:  # a progress line every minute, whatever the rotation period
@@ -113,15 +118,16 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
             time.sleep(min(0.5, max(0.0, t - time.time())))
 
     try:
-        for i, topic in enumerate(inputs):
+        for i in range(segments):
+            topic = inputs[i % len(inputs)]
             t_seg = t0 + i * seg_s
             wait_until(t_seg - 5.0)  # the next segment's producers start 5 s ahead
             nxt = spawn_producers(ctx, topic, n, seg_s, t_seg, paced=True, skip_s=i * seg_s)  # the audio goes on
             reports += wait_producers(live) if live else []
             live[:] = nxt
-            if i >= 2:
-                ctx.drop_topics_named([inputs[i - 2]])
-        wait_until(t0 + len(inputs) * seg_s)
+            if i >= 2 and len(inputs) > 2:
+                skipped += not _recycle_if_read(ctx, daemon, inputs[(i - 2) % len(inputs)], a.partitions)
+        wait_until(t0 + segments * seg_s)
         reports += wait_producers(live)
         t_end = time.time()
         time.sleep(10.0)
@@ -130,8 +136,37 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], say) -> dict:
         collector.done.set()
         rc = daemon.stop()
     collector.join(5)
-    ctx.drop_topics_named(inputs[-2:] + [f"{base}-alerts", f"{base}-dlq"])
-    return _summary(ctx, a, sampler.rows, collector.alerts, reports, t0, t_end, rc, log)
+    ctx.drop_topics_named(inputs + [f"{base}-alerts", f"{base}-dlq"])
+    res = _summary(ctx, a, sampler.rows, collector.alerts, reports, t0, t_end, rc, log)
+    res["input_topic_recycles_skipped"] = skipped
+    return res
+
+
+def _max_streams(streams: int) -> int:
+    """The daemon's ``worker.max_streams`` for a soak: a stream is keyed by its topic, so while the
+    daemon reads one topic, the producers fill the next and an idle one waits out ``idle_stream_s``,
+    up to every ring topic holds live streams; with the default (2 000) 800 soak streams made the
+    daemon evict streams that were still sending and drop their samples."""
+    from streamad.config import WorkerConfig
+
+    return max(WorkerConfig().max_streams, (RING + 1) * streams)
+
+
+def _recycle_if_read(ctx: Ctx, daemon: DaemonRun, topic: str, partitions: int) -> bool:
+    """Empty a ring topic (delete it and create it again) if the daemon has read it to its end (its
+    consumer lag is 0); True when it did. An unread topic is left alone: nothing is deleted unread."""
+    from streamad.io.kafka import ensure_topics
+
+    try:
+        lag = daemon.topic_lag(topic)
+    except OSError:  # /metrics did not answer: not known to be read
+        lag = None
+    if lag != 0:
+        ctx.say(f"  soak: input topic {topic} not read to its end yet (lag {lag}); the next segment follows it")
+        return False
+    ctx.drop_topics_named([topic])
+    ensure_topics(ctx.bootstrap, [topic], partitions)  # (if a client's metadata request re-created it first, as is)
+    return True
 
 
 def _summary(ctx, a, rows, alerts, reports, t0, t_end, rc, log: Path) -> dict:
