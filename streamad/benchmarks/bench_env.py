@@ -213,30 +213,28 @@ def descendants(pid: int) -> list[int]:
 
 
 _METRIC = re.compile(r"^(streamad_[a-z_]+)(?:\{[^}]*\})? (\S+)$", re.M)
+_TOPIC_LAG = re.compile(r'^streamad_consumer_lag\{[^}]*\btopic="([^"]*)"[^}]*\} (\S+)$', re.M)
+
+
+def _summed(port: int, pattern: re.Pattern) -> dict[str, float]:
+    """One process's /metrics: the values of ``pattern``'s matches summed by its first group."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for key, val in pattern.findall(text):
+        out[key] = out.get(key, 0.0) + float(val)
+    return out
 
 
 def scrape(port: int) -> dict[str, float]:
     """Every streamad series of one process's /metrics, summed over labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for name, val in _METRIC.findall(text):
-        out[name] = out.get(name, 0.0) + float(val)
-    return out
-
-
-_TOPIC_LAG = re.compile(r'^streamad_consumer_lag\{[^}]*\btopic="([^"]*)"[^}]*\} (\S+)$', re.M)
+    return _summed(port, _METRIC)
 
 
 def topic_lags(port: int) -> dict[str, float]:
     """One process's consumer lag per input topic (its partitions summed); topics it has no lag for
     (not assigned to it, or not fetched yet) are absent."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for topic, val in _TOPIC_LAG.findall(text):
-        out[topic] = out.get(topic, 0.0) + float(val)
-    return out
+    return _summed(port, _TOPIC_LAG)
 
 
 class DaemonRun:
