@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -28,17 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python 3.0.12 at import
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
-from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
+from streamad.benchmarks.bench_env import proc_stats  # noqa: E402
 from streamad.broker import EmbeddedBroker  # noqa: E402
+from streamad.io.kafka import ensure_topics  # noqa: E402
 
 RECORD = json.dumps({"type": "alert", "stream": "lobby-" + "x" * 40, "window_end": 1.0, "score": 3.2}).encode()
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fill(producer: KafkaProducer, topic: str, partitions: int, batches: int) -> None:
@@ -72,11 +66,11 @@ def live_read(bootstrap: str, topic: str, partitions: int, producer: KafkaProduc
             time.sleep(every_s)
 
     th = threading.Thread(target=produce, daemon=True)
-    c0, t0, read = cpu_s(broker_pid), time.monotonic(), 0
+    c0, t0, read = proc_stats([broker_pid])[0], time.monotonic(), 0
     th.start()
     while time.monotonic() - t0 < seconds:
         read += sum(len(r) for r in c.poll(timeout_ms=100).values())
-    used = cpu_s(broker_pid) - c0
+    used = proc_stats([broker_pid])[0] - c0
     stop.set()
     th.join()
     c.close()
@@ -94,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.batches != sorted(a.batches) or a.batches[0] < 0:
         ap.error("--batches: non-negative and ascending")
     with EmbeddedBroker() as b:
-        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
-        admin.create_topics([NewTopic("probe", a.partitions, 1)])
-        admin.close()
+        ensure_topics(b.bootstrap, ["probe"], a.partitions)
         time.sleep(1.0)
         producer = KafkaProducer(bootstrap_servers=b.bootstrap, linger_ms=0, acks=1)
         held = 0

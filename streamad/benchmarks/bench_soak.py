@@ -125,7 +125,7 @@ def _run(ctx: Ctx, a, cfg: Path, base: str, inputs: list[str], segments: int, sa
             nxt = spawn_producers(ctx, topic, n, seg_s, t_seg, paced=True, skip_s=i * seg_s)  # the audio goes on
             reports += wait_producers(live) if live else []
             live[:] = nxt
-            if i >= 2 and len(inputs) > 2:
+            if i >= 2:  # (then the ring has at least three topics)
                 skipped += not _recycle_if_read(ctx, daemon, inputs[(i - 2) % len(inputs)], a.partitions)
         wait_until(t0 + segments * seg_s)
         reports += wait_producers(live)
