@@ -11,6 +11,7 @@ no false alerts): a filter before a benchmark run, not a replacement for it.
     python tools/scenes_offline.py context --split dev --context-s 2 5 10 --alpha 0.5 1
     python tools/scenes_offline.py flux --split dev --lag 1 2 --bands 4
     python tools/scenes_offline.py sfxtaps --split dev --weight 0.5 1 [--crop 72]
+    python tools/scenes_offline.py sfxoe --split dev --weight 0.25 0.5 1 [--hidden 0 64 --copies 2 --every-s 1.5]
 
 ``cache`` stores, per scene, the default's scores of the pure test part's windows and of the
 event windows at each EBR, and the log-mel power (dB, unstandardised) of those windows and of the
@@ -29,6 +30,8 @@ event does not); it needs a cache made since the mixtures' whole score sequences
 each band's rise over ``--lag`` frames standardised by the training frames' per-band mean and std, a frame
 scored by its ``--bands`` largest, a window by its worst 1/8 frames, standardised and added like ``nmf``. ``sfxtaps`` (2026-12-05): which layer and
 pooling of the sound-effects CNN's feature maps (``frame_sfx``'s ``sfx_top``) hears events best, alone and added.
+``sfxoe`` (2026-12-05, twenty-fourth session): outlier exposure on the CNN's steps, a classifier of normal steps
+against steps of the training audio with generic synthetic sounds added, beside the CNN's nearest-neighbour distance.
 """
 from __future__ import annotations
 
@@ -370,9 +373,167 @@ def sfxtaps(a: argparse.Namespace) -> None:
     _summary(rows)
 
 
+def _place_sounds(sig: np.ndarray, rng: np.random.Generator, every_s: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """``sig`` with one generic synthetic sound (streamad.windows.synthetic) about every ``every_s`` seconds,
+    each at -12 ... +6 dB to the RMS of the second of background around it; (copy, [(start_s, end_s)])."""
+    from streamad.windows.synthetic import EBR_DB, synthetic_sound
+
+    out, ivs = sig.astype(np.float32).copy(), []
+    step = int(every_s * S.SR)
+    for s0 in range(0, len(sig) - S.SR, step):
+        x = synthetic_sound(rng, S.SR, S.SR)
+        at = min(s0 + int(rng.integers(0, max(1, step - len(x)))), len(sig) - len(x))
+        bg = sig[max(0, at - S.SR // 2): at + S.SR // 2]
+        rms = float(np.sqrt(np.mean(np.square(bg, dtype=np.float64)))) + 1e-9
+        xr = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-12
+        x = x * (rms / xr * 10 ** (rng.uniform(*EBR_DB) / 20))
+        end = min(len(out), at + len(x))
+        out[at:end] += x[:end - at]
+        ivs.append((at / S.SR, end / S.SR))
+    return out, ivs
+
+
+class _StepClassifier:
+    """A small classifier of CNN steps: normal (0) against steps that hold a synthetic sound (1)."""
+
+    def __init__(self, hidden: int, steps: int, seed: int):
+        self.hidden, self.steps, self.seed = hidden, steps, seed
+
+    def fit(self, neg: torch.Tensor, pos: torch.Tensor) -> "_StepClassifier":
+        self.mu, self.sd = neg.mean(0), neg.std(0).clamp_min(1e-4)
+        torch.manual_seed(self.seed)
+        d = neg.shape[1]
+        self.net = (torch.nn.Linear(d, 1) if self.hidden == 0 else
+                    torch.nn.Sequential(torch.nn.Linear(d, self.hidden), torch.nn.ReLU(), torch.nn.Linear(self.hidden, 1)))
+        opt = torch.optim.Adam(self.net.parameters(), 1e-3, weight_decay=1e-3)
+        g = torch.Generator().manual_seed(self.seed)
+        b = 256
+        y = torch.cat([torch.zeros(b), torch.ones(b)])
+        xn, xp = (neg - self.mu) / self.sd, (pos - self.mu) / self.sd
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                x = torch.cat([xn[torch.randint(len(xn), (b,), generator=g)], xp[torch.randint(len(xp), (b,), generator=g)]])
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(self.net(x)[:, 0], y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return self
+
+    def __call__(self, f: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return self.net((f - self.mu) / self.sd)[:, 0].numpy()
+
+
+def sfxoe(a: argparse.Namespace) -> None:
+    """Outlier exposure on the sound-effects CNN's steps (2026-12-05): per scene, a classifier of the
+    CNN's step features (the last block averaged over frequency, what ``sfx_top`` uses) trained on the
+    training audio against copies of it with a generic synthetic sound about every 1.5 s (no recorded
+    event); a window scored by its worst step's logit. Alone, and added to the cached default's score
+    beside the CNN's nearest-neighbour distance (what ``frame_sfx`` adds), each standardised on
+    out-of-fold training windows (two halves)."""
+    from streamad.evaluation.mixing import window_labels
+    from streamad.models.sfx_net import SFXFeatures
+
+    torch.set_num_threads(a.threads)
+    files = _cached(a)
+    scenes = {sc.name: sc for sc in S.load_scenes(a.data, [f.stem for f in files], a.split)}
+    events = S.load_events(a.data)
+    sfx = SFXFeatures(S.SR, "bfloat16")
+    win, fine = S.SR, S.SR // 8
+    per, step_s = 8, 8 * 1024 / 44100
+    rows = []
+
+    def feats(sig: np.ndarray, gain: float) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            spec = sfx.spectrogram(torch.from_numpy(sig[None].astype(np.float32)) * gain)
+            return _unit(_taps(sfx.net, spec)["L4"].mean(2).T)
+
+    def windows(n: int, steps: int) -> list[np.ndarray]:
+        centre = (np.arange(steps) + 0.5) * step_s * S.SR
+        out = []
+        for s0 in range(0, n - win + 1, fine):
+            idx = np.nonzero((centre >= s0) & (centre < s0 + win))[0]
+            out.append(idx if len(idx) else np.array([min(steps - 1, int(s0 / (step_s * S.SR)))]))
+        return out
+
+    def wmax(d: np.ndarray, n: int) -> np.ndarray:
+        return np.array([d[i].max() for i in windows(n, len(d))])
+
+    def exposed(sig: np.ndarray, gain: float, rng: np.random.Generator) -> torch.Tensor:
+        """The steps of ``a.copies`` synthetic copies of ``sig`` that overlap a sound."""
+        out = []
+        for _ in range(a.copies):
+            x, ivs = _place_sounds(sig, rng, a.every_s)
+            f = feats(x, gain)
+            t0 = np.arange(len(f)) * step_s
+            hit = np.zeros(len(f), bool)
+            for s, e in ivs:
+                hit |= (t0 < e) & (t0 + step_s > s)
+            out.append(f[torch.from_numpy(hit)])
+        return torch.cat(out)
+
+    with bar(len(files), "sfxoe", "scene") as pb:
+        for f in files:
+            c = pickle.loads(f.read_bytes())
+            sc = scenes[f.stem]
+            S.plan_events(sc, len(events[sc.split]), 8, a.seed)
+            tr = sc.train.astype(np.float32)
+            gain = 0.5 / max(float(np.abs(tr).max()), 1e-9)
+            h = len(tr) // 2
+            rng = np.random.default_rng(a.seed)
+            fa, fb, ftr = feats(tr[:h], gain), feats(tr[h:], gain), feats(tr, gain)
+            xa, xb = exposed(tr[:h], gain, rng), exposed(tr[h:], gain, rng)
+            fneg = feats(sc.test, gain)
+            items = {ebr: [(feats(sig, gain), len(sig), ivs) for sig, ivs in S.mixes(sc, events[sc.split], ebr)]
+                     for ebr in S.EBRS}
+
+            def comp(oof: np.ndarray, score: Callable[[torch.Tensor, int], np.ndarray]) -> tuple[dict, np.ndarray]:
+                center, scale = robust_center_scale(oof, fallback=1.0)
+                neg = (score(fneg, len(sc.test)) - center) / scale
+                pos = {}
+                for ebr, its in items.items():
+                    ps = []
+                    for fs, n, ivs in its:
+                        s = score(fs, n)
+                        st = np.arange(len(s)) * fine / S.SR
+                        ps.append(s[window_labels(st, st + 1.0, ivs) == 1])
+                    pos[ebr] = (np.concatenate(ps) - center) / scale
+                if any(len(pos[e]) != len(c["pos"][e]) for e in pos) or len(neg) != len(c["neg"]):
+                    sys.exit(f"scenes_offline: {f.stem}: windows differ from the cache's")
+                return pos, neg
+
+            def bank_of(x: torch.Tensor) -> torch.Tensor:
+                return x[torch.from_numpy(rng.choice(len(x), min(4000, len(x)), replace=False))]
+
+            bank, ba, bb = bank_of(ftr), bank_of(fa), bank_of(fb)
+
+            def knn(bk: torch.Tensor) -> Callable[[torch.Tensor, int], np.ndarray]:
+                return lambda fs, n: wmax((1.0 - (fs @ bk.T).max(1).values).numpy(), n)
+
+            kpos, kneg = comp(np.r_[knn(bb)(fa, h), knn(ba)(fb, len(tr) - h)], knn(bank))
+            row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"]), "knn": mean_auc(kpos, kneg)}
+            base_pos = {e: c["pos"][e] + a.knn_weight * kpos[e] for e in kpos}
+            base_neg = c["neg"] + a.knn_weight * kneg
+            row["d+knn"] = mean_auc(base_pos, base_neg)
+            for hidden in a.hidden:
+                ca = _StepClassifier(hidden, a.oe_steps, a.seed).fit(fa, xa)
+                cb = _StepClassifier(hidden, a.oe_steps, a.seed).fit(fb, xb)
+                call = _StepClassifier(hidden, a.oe_steps, a.seed).fit(ftr, torch.cat([xa, xb]))
+                opos, oneg = comp(np.r_[wmax(cb(fa), h), wmax(ca(fb), len(tr) - h)], lambda fs, n: wmax(call(fs), n))
+                row[f"oe{hidden}"] = mean_auc(opos, oneg)
+                for w in a.weight:
+                    row[f"d+oe{hidden}*{w:g}"] = mean_auc({e: c["pos"][e] + w * opos[e] for e in opos},
+                                                         c["neg"] + w * oneg)
+                    row[f"d+knn+oe{hidden}*{w:g}"] = mean_auc({e: base_pos[e] + w * opos[e] for e in opos},
+                                                             base_neg + w * oneg)
+            _report(rows, row)
+            pb.update(1)
+    _summary(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["cache", "nmf", "context", "flux", "sfxtaps"])
+    p.add_argument("what", choices=["cache", "nmf", "context", "flux", "sfxtaps", "sfxoe"])
     p.add_argument("--split", default="dev", choices=["dev", "held-out"])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--cache", type=Path, default=Path("/tmp/scenes-offline"))
@@ -391,9 +552,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=0,
                    help="sfxtaps: also the CNN on the lowest CROP mel bands only (72: what 16 kHz audio fills)")
     p.add_argument("--lag", type=int, nargs="+", default=[1, 2], help="flux: frames over which a band's rise is taken")
+    p.add_argument("--copies", type=int, default=2, help="sfxoe: synthetic copies of the training audio")
+    p.add_argument("--every-s", type=float, default=1.5, help="sfxoe: one synthetic sound per this many seconds")
+    p.add_argument("--hidden", type=int, nargs="+", default=[0, 64], help="sfxoe: hidden units (0: linear)")
+    p.add_argument("--oe-steps", type=int, default=300, help="sfxoe: Adam steps of the classifier")
+    p.add_argument("--knn-weight", type=float, default=0.5, help="sfxoe: the CNN distance's weight beside the default")
     a = p.parse_args(argv)
     time0 = time.monotonic()
-    {"cache": cache, "nmf": nmf, "context": context, "flux": flux, "sfxtaps": sfxtaps}[a.what](a)
+    {"cache": cache, "nmf": nmf, "context": context, "flux": flux, "sfxtaps": sfxtaps, "sfxoe": sfxoe}[a.what](a)
     print(f"{time.monotonic() - time0:.0f} s")
 
 
