@@ -109,14 +109,20 @@ def test_frame_sfx_keeps_frame_fullgmm_exactly_and_its_cnn_hears_real_breaking_g
     loaded = AnomalyModel.load(tmp_path / "m", "cpu")
     np.testing.assert_allclose(loaded.score(W)[0], sfx.score(W)[0], rtol=1e-5, atol=1e-6)
 
+    normal, event = _glass(sfx, "sfx_top", ambient_files, data_dir)
+    assert event.max() > normal.max(), (event, normal.max())
+
+
+def _glass(model, component, ambient_files, data_dir):
+    """``component`` of every window of 8 s of real audio the model never heard, and of the windows of
+    the same audio with a real breaking glass mixed in at 0 dB that hold most of it."""
     bg = load_audio(ambient_files[40], 16000)[:8 * 16000]
     glass = trim_event(load_audio(sorted(list_audio(data_dir / "audio" / "glass-sfx"))[0], 16000), 16000, 1.0)
     mixed = mix_event(bg, glass, 4 * 16000, 0.0)
     starts = range(0, len(bg) - 16000 + 1, 4000)
     hit = [s for s in starts if s < 4 * 16000 + len(glass) - 1600 and s + 16000 > 4 * 16000 + 1600]
-    normal = sfx.components(np.stack([bg[s:s + 16000] for s in starts]))["sfx_top"]
-    event = sfx.components(np.stack([mixed[s:s + 16000] for s in hit]))["sfx_top"]
-    assert event.max() > normal.max(), (event, normal.max())
+    return (model.components(np.stack([bg[s:s + 16000] for s in starts]))[component],
+            model.components(np.stack([mixed[s:s + 16000] for s in hit]))[component])
 
 
 def test_frame_sfx_hears_the_context_before_each_window_and_the_daemon_cuts_what_offline_scoring_does(tmp_path, ambient_files):
@@ -155,3 +161,50 @@ def test_frame_sfx_hears_the_context_before_each_window_and_the_daemon_cuts_what
     assert st[0] == 0.5 and en[0] - st[0] == 1.0
     np.testing.assert_array_equal(m.score(np.stack([w.data for w in wins]))[0], r.scores)
     np.testing.assert_allclose(loaded.score(W)[0], r.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_sfx_gauss_is_each_steps_mahalanobis_distance_to_the_shrunk_gaussian_of_the_normal_steps(tmp_path, ambient_files, data_dir):
+    """``sfx_gauss: 1`` adds sfx_gauss / sfx_gauss_top and changes no other component; the distance is
+    the Mahalanobis distance under sklearn's Ledoit-Wolf covariance of the training steps; the model file
+    round trips (a file without the Gaussian under sfx_gauss: 1 is refused); real breaking glass in audio
+    the model never heard scores above every window of that audio without it."""
+    from sklearn.covariance import ledoit_wolf
+
+    from streamad.models.frame_sfx import shrunk_gaussian
+
+    sig = np.concatenate([load_audio(f, 16000) for f in ambient_files[30:32]])
+    w = {"nll": 1, "nll_top": 1, "sfx_gauss_top": 4}
+
+    def cfg(gauss):
+        return from_dict({"model": {"detector": "frame_sfx", "params": {"k": 2, "sfx_bank": 300, "sfx_gauss": gauss},
+                                    "score_weights": w if gauss else {"nll": 1, "nll_top": 1, "sfx_top": 4}},
+                          "train": {"calibration": "holdout", "threads": 1, "hearing_check": False}})
+
+    g = train_model(cfg(1), [Recording("place", sig)], tmp_path / "g", show_progress=False)
+    plain = train_model(cfg(0), [Recording("place", sig)], tmp_path / "p", show_progress=False)
+    W = np.stack([sig[i:i + 16000] for i in range(0, len(sig) - 16000, 8000)])
+    cg, cp = g.components(W), plain.components(W)
+    assert set(cg) - set(cp) == {"sfx_gauss", "sfx_gauss_top"}
+    for k in cp:
+        np.testing.assert_array_equal(cg[k], cp[k], err_msg=k)
+    # the distance by hand: the steps of the same windows, sklearn's shrunk covariance, its inverse
+    rows = torch.randn(3000, 512, dtype=torch.float64) @ torch.randn(512, 512, dtype=torch.float64) * 0.1
+    mean, whiten = shrunk_gaussian(rows.float())
+    cov, _ = ledoit_wolf(rows.numpy(), assume_centered=False)
+    x = rows[:5].numpy() - rows.numpy().mean(0)
+    want = np.sqrt(np.einsum("ij,jk,ik->i", x, np.linalg.inv(cov), x))
+    np.testing.assert_allclose(((rows[:5].float() - mean) @ whiten).norm(dim=1).numpy(), want, rtol=2e-3)
+    steps = g.detector._steps(g._frontend(W[:4]))
+    m = ((steps - g.detector.gauss[0]) @ g.detector.gauss[1]).norm(dim=2)
+    np.testing.assert_allclose(cg["sfx_gauss_top"][:4], m.max(1).values.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(cg["sfx_gauss"][:4], m.mean(1).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(AnomalyModel.load(tmp_path / "g", "cpu").score(W)[0], g.score(W)[0], rtol=1e-5, atol=1e-6)
+    det = create("frame_sfx", {"k": 2, "sfx_gauss": 1})
+    with pytest.raises(KeyError):  # AnomalyModel.load turns it into its one-line "files do not match" error
+        det.load_state(plain.detector.state())
+    for bad in (2, -1, 0.5):
+        with pytest.raises(ConfigError, match=r"^model\.params\.sfx_gauss: "):
+            create("frame_sfx", {"sfx_gauss": bad})
+
+    normal, event = _glass(g, "sfx_gauss_top", ambient_files, data_dir)
+    assert event.max() > normal.max(), (event, normal.max())

@@ -294,6 +294,16 @@ def _step_features(maps: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tenso
     return v
 
 
+def _scene_audio(f: Path, scenes: dict, events: dict, seed: int) -> tuple[dict, Any, np.ndarray, float, int]:
+    """A cached scene's record, the scene (its event plan made), its training audio, the gain the CNN hears
+    it at (as ``frame_sfx`` sets it: 0.5 / the largest absolute sample) and the training audio's half."""
+    c = pickle.loads(f.read_bytes())
+    sc = scenes[f.stem]
+    S.plan_events(sc, len(events[sc.split]), 8, seed)
+    tr = sc.train.astype(np.float32)
+    return c, sc, tr, 0.5 / max(float(np.abs(tr).max()), 1e-9), len(tr) // 2
+
+
 def sfxtaps(a: argparse.Namespace) -> None:
     """Which of the sound-effects CNN's layers and poolings hears events in scenes best (whole-signal
     features, as the first offline look at the CNN: each window's score is the worst of the steps whose
@@ -336,12 +346,7 @@ def sfxtaps(a: argparse.Namespace) -> None:
 
     with bar(len(files), "sfxtaps", "scene") as pb:
         for f in files:
-            c = pickle.loads(f.read_bytes())
-            sc = scenes[f.stem]
-            S.plan_events(sc, len(events[sc.split]), 8, a.seed)
-            tr = sc.train.astype(np.float32)
-            gain = 0.5 / max(float(np.abs(tr).max()), 1e-9)
-            h = len(tr) // 2
+            c, sc, tr, gain, h = _scene_audio(f, scenes, events, a.seed)
             ftr, fa, fb = feats(tr, gain), feats(tr[:h], gain), feats(tr[h:], gain)
             fneg = feats(sc.test, gain)
             mixes = {ebr: S.mixes(sc, events[sc.split], ebr) for ebr in S.EBRS}
@@ -424,13 +429,15 @@ class _StepClassifier:
             return self.net((f - self.mu) / self.sd)[:, 0].numpy()
 
 
-def sfxoe(a: argparse.Namespace) -> None:
-    """Outlier exposure on the sound-effects CNN's steps (2026-12-05): per scene, a classifier of the
-    CNN's step features (the last block averaged over frequency, what ``sfx_top`` uses) trained on the
-    training audio against copies of it with a generic synthetic sound about every 1.5 s (no recorded
-    event); a window scored by its worst step's logit. Alone, and added to the cached default's score
-    beside the CNN's nearest-neighbour distance (what ``frame_sfx`` adds), each standardised on
-    out-of-fold training windows (two halves)."""
+def _sfx_steps_driver(a: argparse.Namespace, name: str, extra: Callable[..., None]) -> None:
+    """The per-scene loop of ``sfxoe`` and ``sfxgauss``: the CNN's step features (last block averaged over
+    frequency, unit rows: what ``sfx_top`` uses) of the training audio (all, and its two halves), the pure
+    test part and every event mixture; the CNN's nearest-neighbour distance (``knn``, what ``frame_sfx``
+    adds, at ``--knn-weight`` beside the cached default: ``d+knn``); then ``extra(row, ctx)`` adds the
+    candidate's columns. ``ctx.comp(oof, score)`` standardises a step-score function on out-of-fold
+    training windows and returns its (event, test) window scores; ``ctx.wmax`` pools steps to windows."""
+    from types import SimpleNamespace
+
     from streamad.evaluation.mixing import window_labels
     from streamad.models.sfx_net import SFXFeatures
 
@@ -440,61 +447,40 @@ def sfxoe(a: argparse.Namespace) -> None:
     events = S.load_events(a.data)
     sfx = SFXFeatures(S.SR, "bfloat16")
     win, fine = S.SR, S.SR // 8
-    per, step_s = 8, 8 * 1024 / 44100
-    rows = []
+    step_s = 8 * 1024 / 44100
+    rows: list[dict] = []
 
     def feats(sig: np.ndarray, gain: float) -> torch.Tensor:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             spec = sfx.spectrogram(torch.from_numpy(sig[None].astype(np.float32)) * gain)
             return _unit(_taps(sfx.net, spec)["L4"].mean(2).T)
 
-    def windows(n: int, steps: int) -> list[np.ndarray]:
-        centre = (np.arange(steps) + 0.5) * step_s * S.SR
+    def wmax(d: np.ndarray, n: int) -> np.ndarray:
+        """Each 1 s window (0.125 s hop) of an n-sample signal: the worst of the steps centred in it."""
+        centre = (np.arange(len(d)) + 0.5) * step_s * S.SR
         out = []
         for s0 in range(0, n - win + 1, fine):
             idx = np.nonzero((centre >= s0) & (centre < s0 + win))[0]
-            out.append(idx if len(idx) else np.array([min(steps - 1, int(s0 / (step_s * S.SR)))]))
-        return out
+            out.append(d[idx].max() if len(idx) else d[min(len(d) - 1, int(s0 / (step_s * S.SR)))])
+        return np.array(out)
 
-    def wmax(d: np.ndarray, n: int) -> np.ndarray:
-        return np.array([d[i].max() for i in windows(n, len(d))])
-
-    def exposed(sig: np.ndarray, gain: float, rng: np.random.Generator) -> torch.Tensor:
-        """The steps of ``a.copies`` synthetic copies of ``sig`` that overlap a sound."""
-        out = []
-        for _ in range(a.copies):
-            x, ivs = _place_sounds(sig, rng, a.every_s)
-            f = feats(x, gain)
-            t0 = np.arange(len(f)) * step_s
-            hit = np.zeros(len(f), bool)
-            for s, e in ivs:
-                hit |= (t0 < e) & (t0 + step_s > s)
-            out.append(f[torch.from_numpy(hit)])
-        return torch.cat(out)
-
-    with bar(len(files), "sfxoe", "scene") as pb:
+    with bar(len(files), name, "scene") as pb:
         for f in files:
-            c = pickle.loads(f.read_bytes())
-            sc = scenes[f.stem]
-            S.plan_events(sc, len(events[sc.split]), 8, a.seed)
-            tr = sc.train.astype(np.float32)
-            gain = 0.5 / max(float(np.abs(tr).max()), 1e-9)
-            h = len(tr) // 2
+            c, sc, tr, gain, h = _scene_audio(f, scenes, events, a.seed)
             rng = np.random.default_rng(a.seed)
             fa, fb, ftr = feats(tr[:h], gain), feats(tr[h:], gain), feats(tr, gain)
-            xa, xb = exposed(tr[:h], gain, rng), exposed(tr[h:], gain, rng)
             fneg = feats(sc.test, gain)
             items = {ebr: [(feats(sig, gain), len(sig), ivs) for sig, ivs in S.mixes(sc, events[sc.split], ebr)]
                      for ebr in S.EBRS}
 
-            def comp(oof: np.ndarray, score: Callable[[torch.Tensor, int], np.ndarray]) -> tuple[dict, np.ndarray]:
+            def comp(oof: np.ndarray, score: Callable[[torch.Tensor], np.ndarray]) -> tuple[dict, np.ndarray]:
                 center, scale = robust_center_scale(oof, fallback=1.0)
-                neg = (score(fneg, len(sc.test)) - center) / scale
+                neg = (wmax(score(fneg), len(sc.test)) - center) / scale
                 pos = {}
                 for ebr, its in items.items():
                     ps = []
                     for fs, n, ivs in its:
-                        s = score(fs, n)
+                        s = wmax(score(fs), n)
                         st = np.arange(len(s)) * fine / S.SR
                         ps.append(s[window_labels(st, st + 1.0, ivs) == 1])
                     pos[ebr] = (np.concatenate(ps) - center) / scale
@@ -507,33 +493,92 @@ def sfxoe(a: argparse.Namespace) -> None:
 
             bank, ba, bb = bank_of(ftr), bank_of(fa), bank_of(fb)
 
-            def knn(bk: torch.Tensor) -> Callable[[torch.Tensor, int], np.ndarray]:
-                return lambda fs, n: wmax((1.0 - (fs @ bk.T).max(1).values).numpy(), n)
+            def knn(bk: torch.Tensor) -> Callable[[torch.Tensor], np.ndarray]:
+                return lambda fs: (1.0 - (fs @ bk.T).max(1).values).numpy()
 
-            kpos, kneg = comp(np.r_[knn(bb)(fa, h), knn(ba)(fb, len(tr) - h)], knn(bank))
+            kpos, kneg = comp(np.r_[wmax(knn(bb)(fa), h), wmax(knn(ba)(fb), len(tr) - h)], knn(bank))
             row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"]), "knn": mean_auc(kpos, kneg)}
-            base_pos = {e: c["pos"][e] + a.knn_weight * kpos[e] for e in kpos}
-            base_neg = c["neg"] + a.knn_weight * kneg
-            row["d+knn"] = mean_auc(base_pos, base_neg)
-            for hidden in a.hidden:
-                ca = _StepClassifier(hidden, a.oe_steps, a.seed).fit(fa, xa)
-                cb = _StepClassifier(hidden, a.oe_steps, a.seed).fit(fb, xb)
-                call = _StepClassifier(hidden, a.oe_steps, a.seed).fit(ftr, torch.cat([xa, xb]))
-                opos, oneg = comp(np.r_[wmax(cb(fa), h), wmax(ca(fb), len(tr) - h)], lambda fs, n: wmax(call(fs), n))
-                row[f"oe{hidden}"] = mean_auc(opos, oneg)
+            base = ({e: c["pos"][e] + a.knn_weight * kpos[e] for e in kpos}, c["neg"] + a.knn_weight * kneg)
+            row["d+knn"] = mean_auc(*base)
+
+            def added(label: str, pos: dict, neg: np.ndarray) -> None:
+                """The candidate alone, and at each --weight beside the default and beside default + knn."""
+                row[label] = mean_auc(pos, neg)
                 for w in a.weight:
-                    row[f"d+oe{hidden}*{w:g}"] = mean_auc({e: c["pos"][e] + w * opos[e] for e in opos},
-                                                         c["neg"] + w * oneg)
-                    row[f"d+knn+oe{hidden}*{w:g}"] = mean_auc({e: base_pos[e] + w * opos[e] for e in opos},
-                                                             base_neg + w * oneg)
+                    row[f"d+{label}*{w:g}"] = mean_auc({e: c["pos"][e] + w * pos[e] for e in pos}, c["neg"] + w * neg)
+                    row[f"d+knn+{label}*{w:g}"] = mean_auc({e: base[0][e] + w * pos[e] for e in pos},
+                                                          base[1] + w * neg)
+
+            extra(row, SimpleNamespace(a=a, tr=tr, h=h, gain=gain, fa=fa, fb=fb, ftr=ftr, rng=rng, feats=feats,
+                                       comp=comp, wmax=wmax, added=added, step_s=step_s))
             _report(rows, row)
             pb.update(1)
     _summary(rows)
 
 
+def sfxoe(a: argparse.Namespace) -> None:
+    """Outlier exposure on the sound-effects CNN's steps (2026-12-05): per scene, a classifier of the
+    CNN's step features trained on the training audio against copies of it with a generic synthetic sound
+    about every 1.5 s (no recorded event); a window scored by its worst step's logit. Alone, and added to
+    the cached default's score beside the CNN's nearest-neighbour distance (what ``frame_sfx`` adds), each
+    standardised on out-of-fold training windows (two halves)."""
+    def exposed(x: Any, sig: np.ndarray) -> torch.Tensor:
+        """The steps of ``a.copies`` synthetic copies of ``sig`` that overlap a sound."""
+        out = []
+        for _ in range(a.copies):
+            y, ivs = _place_sounds(sig, x.rng, a.every_s)
+            f = x.feats(y, x.gain)
+            t0 = np.arange(len(f)) * x.step_s
+            hit = np.zeros(len(f), bool)
+            for s, e in ivs:
+                hit |= (t0 < e) & (t0 + x.step_s > s)
+            out.append(f[torch.from_numpy(hit)])
+        return torch.cat(out)
+
+    def extra(row: dict, x: Any) -> None:
+        xa, xb = exposed(x, x.tr[:x.h]), exposed(x, x.tr[x.h:])
+        for hidden in a.hidden:
+            ca = _StepClassifier(hidden, a.oe_steps, a.seed).fit(x.fa, xa)
+            cb = _StepClassifier(hidden, a.oe_steps, a.seed).fit(x.fb, xb)
+            call = _StepClassifier(hidden, a.oe_steps, a.seed).fit(x.ftr, torch.cat([xa, xb]))
+            x.added(f"oe{hidden}", *x.comp(np.r_[x.wmax(cb(x.fa), x.h), x.wmax(ca(x.fb), len(x.tr) - x.h)], call))
+
+    _sfx_steps_driver(a, "sfxoe", extra)
+
+
+class _Gauss:
+    """One Gaussian over the CNN's unit step features, covariance shrunk toward its mean variance
+    (Ledoit-Wolf): a step's score is its Mahalanobis distance."""
+
+    def __init__(self, f: torch.Tensor):
+        x = f.double()
+        self.mu = x.mean(0)
+        z = x - self.mu
+        n, d = z.shape
+        cov = z.T @ z / n
+        m = float(torch.trace(cov)) / d
+        b2 = float(((z.square().T @ z.square()) / n - cov.square()).sum()) / n
+        d2 = float((cov - m * torch.eye(d, dtype=x.dtype)).square().sum())
+        rho = min(1.0, b2 / d2) if d2 > 0 else 1.0
+        self.prec = torch.linalg.inv((1 - rho) * cov + rho * m * torch.eye(d, dtype=x.dtype))
+
+    def __call__(self, f: torch.Tensor) -> np.ndarray:
+        z = f.double() - self.mu
+        return ((z @ self.prec) * z).sum(1).sqrt().numpy()
+
+
+def sfxgauss(a: argparse.Namespace) -> None:
+    """The CNN's steps scored by their Mahalanobis distance to one shrunk Gaussian of the training steps
+    (2026-12-05, twenty-fourth session), instead of / beside the nearest-neighbour distance."""
+    def extra(row: dict, x: Any) -> None:
+        ga, gb, gall = _Gauss(x.fa), _Gauss(x.fb), _Gauss(x.ftr)
+        x.added("gauss", *x.comp(np.r_[x.wmax(gb(x.fa), x.h), x.wmax(ga(x.fb), len(x.tr) - x.h)], gall))
+
+    _sfx_steps_driver(a, "sfxgauss", extra)
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["cache", "nmf", "context", "flux", "sfxtaps", "sfxoe"])
+    p.add_argument("what", choices=["cache", "nmf", "context", "flux", "sfxtaps", "sfxoe", "sfxgauss"])
     p.add_argument("--split", default="dev", choices=["dev", "held-out"])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--cache", type=Path, default=Path("/tmp/scenes-offline"))
@@ -559,7 +604,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--knn-weight", type=float, default=0.5, help="sfxoe: the CNN distance's weight beside the default")
     a = p.parse_args(argv)
     time0 = time.monotonic()
-    {"cache": cache, "nmf": nmf, "context": context, "flux": flux, "sfxtaps": sfxtaps, "sfxoe": sfxoe}[a.what](a)
+    {"cache": cache, "nmf": nmf, "context": context, "flux": flux, "sfxtaps": sfxtaps, "sfxoe": sfxoe, "sfxgauss": sfxgauss}[a.what](a)
     print(f"{time.monotonic() - time0:.0f} s")
 
 

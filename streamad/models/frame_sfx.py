@@ -11,6 +11,12 @@ detector takes the raw windows (``input = "waveform"``), makes the pipeline's lo
 * ``sfx_top``: the CNN's 512-d feature of each ~186 ms step of the window compared with a bank of
   ``sfx_bank`` steps sampled from the normal training windows (cosine distance to the nearest);
   the window's worst step. ``sfx``: the mean over its steps.
+* with ``sfx_gauss: 1``, ``sfx_gauss_top`` / ``sfx_gauss``: each step's Mahalanobis distance to one
+  Gaussian of all the normal training steps (covariance shrunk toward a multiple of the identity by
+  the Ledoit-Wolf rule, so a few hundred steps of 512 features still give a well-conditioned one); the
+  window's worst step / the mean over its steps. A density of the whole normal cloud rather than the
+  distance to its nearest member: where the scene's own sounds vary, a step far from all of them in
+  the directions they never move in scores high even when some normal step lies close by.
 
 With ``audio.context_s`` (e.g. 0.5) the CNN also hears the half-second before the window, as it
 would in a continuous recording (its receptive field is about 1.4 s; a window alone is heard against
@@ -31,24 +37,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamad.config import ConfigError
 from streamad.models.base import Progress, check_layout, whole_param
 from streamad.models.frame_fullgmm import FrameFullGMM
 from streamad.models.frames import sample_rows
 
 SLICE = 64  # windows per CNN / front-end call
+GAUSS_ROWS = 20000  # training steps the sfx_gauss Gaussian is fitted on (at most)
 
 
 class FrameSFX(FrameFullGMM):
     name = "frame_sfx"
     input = "waveform"
     uses_context = True
-    components = FrameFullGMM.components + ("sfx", "sfx_top")
+    components = FrameFullGMM.components + ("sfx", "sfx_top", "sfx_gauss", "sfx_gauss_top")
     defaults: dict[str, Any] = {**FrameFullGMM.defaults, "sfx_bank": 4000, "sfx_precision": "float32",
-                                "sfx_bands": 96}
+                                "sfx_bands": 96, "sfx_gauss": 0}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         whole_param("sfx_bank", self.params["sfx_bank"], 1, "steps kept in the sound-effects feature bank, a whole number >= 1")
+        if self.params["sfx_gauss"] not in (0, 1) or isinstance(self.params["sfx_gauss"], bool):
+            raise ConfigError(f"model.params.sfx_gauss: 0 or 1 (the sfx_gauss components off / on), "
+                              f"got {self.params['sfx_gauss']!r}")
         from streamad.models.sfx_net import check_bands, check_precision, require_weights
 
         check_precision(self.params["sfx_precision"])
@@ -57,6 +68,7 @@ class FrameSFX(FrameFullGMM):
         self.frontend: Any = None
         self._sfx: Any = None
         self.sfx_bank: torch.Tensor | None = None
+        self.gauss: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, whitening) of the steps
         self.gain: torch.Tensor | None = None
 
     def attach_frontend(self, frontend: Any) -> None:
@@ -87,6 +99,8 @@ class FrameSFX(FrameFullGMM):
             self._sfx.to(self.device)
         if self.sfx_bank is not None:  # beside the CNN's features: no copy per scored batch
             self.sfx_bank = self.sfx_bank.to(self.device)
+        if self.gauss is not None:
+            self.gauss = (self.gauss[0].to(self.device), self.gauss[1].to(self.device))
         return self
 
     def _patches(self, X: torch.Tensor, host: bool = True) -> torch.Tensor:
@@ -108,6 +122,11 @@ class FrameSFX(FrameFullGMM):
             rows = self._steps(normal).reshape(-1, 512)
         pick = sample_rows(len(rows), self.params["sfx_bank"], seed)
         self.sfx_bank = (rows[pick] if pick is not None else rows).contiguous().clone()  # on self.device
+        if self.params["sfx_gauss"]:  # 20 000 steps are plenty for 512 x 512 and bound the memory of long histories
+            some = sample_rows(len(rows), GAUSS_ROWS, seed)
+            self.gauss = shrunk_gaussian(rows[some] if some is not None else rows)
+        else:
+            self.gauss = None
         if progress:
             progress(1, 1, {})
         return self
@@ -132,12 +151,19 @@ class FrameSFX(FrameFullGMM):
             out = self._patch_components(self._patches(X, host=False))
             f = self._steps(X)
             d = 1.0 - (f.reshape(-1, f.shape[2]) @ self.sfx_bank.T).max(dim=1).values.reshape(f.shape[:2])
-        out["sfx"] = d.mean(1).double().cpu().numpy()
-        out["sfx_top"] = d.max(1).values.double().cpu().numpy()
+            out["sfx"] = d.mean(1).double().cpu().numpy()
+            out["sfx_top"] = d.max(1).values.double().cpu().numpy()
+            if self.gauss is not None:
+                m = ((f.float() - self.gauss[0]) @ self.gauss[1]).norm(dim=2)  # Mahalanobis distance per step
+                out["sfx_gauss"] = m.mean(1).double().cpu().numpy()
+                out["sfx_gauss_top"] = m.max(1).values.double().cpu().numpy()
         return out
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {**super().state(), "sfx.bank": self.sfx_bank.cpu().clone(), "sfx.gain": self.gain.clone()}
+        out = {**super().state(), "sfx.bank": self.sfx_bank.cpu().clone(), "sfx.gain": self.gain.clone()}
+        if self.gauss is not None:
+            out["sfx.gauss_mean"], out["sfx.gauss_whiten"] = self.gauss[0].cpu().clone(), self.gauss[1].cpu().clone()
+        return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         super().load_state(state)
@@ -145,3 +171,26 @@ class FrameSFX(FrameFullGMM):
         if bank.dim() != 2 or bank.shape[1] != 512 or not len(bank):
             raise ValueError(f"frame_sfx: sfx.bank must be a non-empty (n, 512) matrix, got {tuple(bank.shape)}")
         self.sfx_bank, self.gain = bank.contiguous().to(self.device), state["sfx.gain"].float()
+        self.gauss = None
+        if self.params["sfx_gauss"]:  # a file without them (KeyError): files that do not match, as for the bank
+            mean, whiten = state["sfx.gauss_mean"].float(), state["sfx.gauss_whiten"].float()
+            if mean.shape != (512,) or whiten.shape != (512, 512):
+                raise ValueError(f"frame_sfx: sfx.gauss_mean / sfx.gauss_whiten must be (512,) / (512, 512), "
+                                 f"got {tuple(mean.shape)} / {tuple(whiten.shape)}")
+            self.gauss = (mean.to(self.device), whiten.to(self.device))
+
+
+def shrunk_gaussian(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, W) of one Gaussian over (n, d) ``rows``, its covariance shrunk toward its mean variance
+    times the identity by the Ledoit-Wolf rule (sklearn.covariance.ledoit_wolf); W is the inverse
+    Cholesky factor's transpose, so ``||(x - mean) @ W||`` is x's Mahalanobis distance. float32, on
+    ``rows``' device."""
+    from sklearn.covariance import ledoit_wolf
+
+    x = rows.double().cpu().numpy()
+    mean = x.mean(0)
+    cov, _ = ledoit_wolf(x - mean, assume_centered=True)
+    chol = torch.linalg.cholesky(torch.from_numpy(cov))
+    eye = torch.eye(len(cov), dtype=torch.float64)
+    whiten = torch.linalg.solve_triangular(chol, eye, upper=False).T  # (L^-1)^T: (x-m) W W^T (x-m)^T = Mahalanobis^2
+    return torch.from_numpy(mean).float().to(rows.device), whiten.float().to(rows.device)
