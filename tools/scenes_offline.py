@@ -304,6 +304,23 @@ def _scene_audio(f: Path, scenes: dict, events: dict, seed: int) -> tuple[dict, 
     return c, sc, tr, 0.5 / max(float(np.abs(tr).max()), 1e-9), len(tr) // 2
 
 
+def _step_windows(n: int, per: int, steps: int) -> list[np.ndarray]:
+    """The CNN steps (``per`` of its 1024-sample frames at 44.1 kHz each) whose centre falls in each 1 s
+    window of an n-sample 16 kHz signal at the cache's 0.125 s hop (the nearest step when none does)."""
+    win, fine = S.SR, S.SR // 8
+    centre = (np.arange(steps) * per + (per - 1) / 2) * 1024 / 44100 * S.SR
+    out = []
+    for s0 in range(0, n - win + 1, fine):
+        idx = np.nonzero((centre >= s0) & (centre < s0 + win))[0]
+        out.append(idx if len(idx) else np.array([min(steps - 1, int(s0 / (per * 1024 / 44100 * S.SR)))]))
+    return out
+
+
+def _bank(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A bank of at most 4 000 of the steps ``x``, drawn without replacement."""
+    return x[torch.from_numpy(rng.choice(len(x), min(4000, len(x)), replace=False))]
+
+
 def sfxtaps(a: argparse.Namespace) -> None:
     """Which of the sound-effects CNN's layers and poolings hears events in scenes best (whole-signal
     features, as the first offline look at the CNN: each window's score is the worst of the steps whose
@@ -318,7 +335,7 @@ def sfxtaps(a: argparse.Namespace) -> None:
     scenes = {sc.name: sc for sc in S.load_scenes(a.data, [f.stem for f in files], a.split)}
     events = S.load_events(a.data)
     sfx = SFXFeatures(S.SR, "bfloat16")
-    win, fine = S.SR, S.SR // 8  # the cache's windows: 1 s at a 0.125 s hop
+    fine = S.SR // 8  # the cache's windows: 1 s at a 0.125 s hop
     rows = []
 
     def feats(sig: np.ndarray, gain: float) -> dict[str, tuple[torch.Tensor, int]]:
@@ -331,18 +348,9 @@ def sfxtaps(a: argparse.Namespace) -> None:
                 out["L4low"] = (_unit(maps["L4"][:, :, :a.crop // 8].mean(2).T), 8)  # the same net, its low positions
             return out
 
-    def windows(n: int, per: int, steps: int) -> list[np.ndarray]:
-        """The steps whose centre falls in each 1 s window of an n-sample signal at the fine hop."""
-        centre = (np.arange(steps) * per + (per - 1) / 2) * 1024 / 44100 * S.SR
-        out = []
-        for s0 in range(0, n - win + 1, fine):
-            idx = np.nonzero((centre >= s0) & (centre < s0 + win))[0]
-            out.append(idx if len(idx) else np.array([min(steps - 1, int(s0 / (per * 1024 / 44100 * S.SR)))]))
-        return out
-
     def wscore(f: torch.Tensor, per: int, n: int, bank: torch.Tensor) -> np.ndarray:
         d = (1.0 - (f @ bank.T).max(1).values).numpy()
-        return np.array([d[i].max() for i in windows(n, per, len(f))])
+        return np.array([d[i].max() for i in _step_windows(n, per, len(f))])
 
     with bar(len(files), "sfxtaps", "scene") as pb:
         for f in files:
@@ -354,9 +362,7 @@ def sfxtaps(a: argparse.Namespace) -> None:
             row = {"scene": f.stem, "default": mean_auc(c["pos"], c["neg"])}
             rng = np.random.default_rng(a.seed)
             for name, (ft, per) in ftr.items():
-                def bank_of(x: torch.Tensor) -> torch.Tensor:
-                    return x[torch.from_numpy(rng.choice(len(x), min(4000, len(x)), replace=False))]
-                bank, ba, bb = bank_of(ft), bank_of(fa[name][0]), bank_of(fb[name][0])
+                bank, ba, bb = (_bank(x, rng) for x in (ft, fa[name][0], fb[name][0]))
                 oof = np.r_[wscore(fa[name][0], per, h, bb), wscore(fb[name][0], per, len(tr) - h, ba)]
                 center, scale = robust_center_scale(oof, fallback=1.0)
                 neg = (wscore(fneg[name][0], per, len(sc.test), bank) - center) / scale
@@ -381,17 +387,14 @@ def sfxtaps(a: argparse.Namespace) -> None:
 def _place_sounds(sig: np.ndarray, rng: np.random.Generator, every_s: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """``sig`` with one generic synthetic sound (streamad.windows.synthetic) about every ``every_s`` seconds,
     each at -12 ... +6 dB to the RMS of the second of background around it; (copy, [(start_s, end_s)])."""
-    from streamad.windows.synthetic import EBR_DB, synthetic_sound
+    from streamad.windows.synthetic import EBR_DB, level_gain, synthetic_sound
 
     out, ivs = sig.astype(np.float32).copy(), []
     step = int(every_s * S.SR)
     for s0 in range(0, len(sig) - S.SR, step):
         x = synthetic_sound(rng, S.SR, S.SR)
         at = min(s0 + int(rng.integers(0, max(1, step - len(x)))), len(sig) - len(x))
-        bg = sig[max(0, at - S.SR // 2): at + S.SR // 2]
-        rms = float(np.sqrt(np.mean(np.square(bg, dtype=np.float64)))) + 1e-9
-        xr = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-12
-        x = x * (rms / xr * 10 ** (rng.uniform(*EBR_DB) / 20))
+        x = x * level_gain(x, sig[max(0, at - S.SR // 2): at + S.SR // 2], rng.uniform(*EBR_DB))
         end = min(len(out), at + len(x))
         out[at:end] += x[:end - at]
         ivs.append((at / S.SR, end / S.SR))
@@ -446,7 +449,7 @@ def _sfx_steps_driver(a: argparse.Namespace, name: str, extra: Callable[..., Non
     scenes = {sc.name: sc for sc in S.load_scenes(a.data, [f.stem for f in files], a.split)}
     events = S.load_events(a.data)
     sfx = SFXFeatures(S.SR, "bfloat16")
-    win, fine = S.SR, S.SR // 8
+    fine = S.SR // 8
     step_s = 8 * 1024 / 44100
     rows: list[dict] = []
 
@@ -456,13 +459,8 @@ def _sfx_steps_driver(a: argparse.Namespace, name: str, extra: Callable[..., Non
             return _unit(_taps(sfx.net, spec)["L4"].mean(2).T)
 
     def wmax(d: np.ndarray, n: int) -> np.ndarray:
-        """Each 1 s window (0.125 s hop) of an n-sample signal: the worst of the steps centred in it."""
-        centre = (np.arange(len(d)) + 0.5) * step_s * S.SR
-        out = []
-        for s0 in range(0, n - win + 1, fine):
-            idx = np.nonzero((centre >= s0) & (centre < s0 + win))[0]
-            out.append(d[idx].max() if len(idx) else d[min(len(d) - 1, int(s0 / (step_s * S.SR)))])
-        return np.array(out)
+        """Each 1 s window (0.125 s hop) of an n-sample signal: the worst of its steps."""
+        return np.array([d[i].max() for i in _step_windows(n, 8, len(d))])
 
     with bar(len(files), name, "scene") as pb:
         for f in files:
@@ -488,10 +486,7 @@ def _sfx_steps_driver(a: argparse.Namespace, name: str, extra: Callable[..., Non
                     sys.exit(f"scenes_offline: {f.stem}: windows differ from the cache's")
                 return pos, neg
 
-            def bank_of(x: torch.Tensor) -> torch.Tensor:
-                return x[torch.from_numpy(rng.choice(len(x), min(4000, len(x)), replace=False))]
-
-            bank, ba, bb = bank_of(ftr), bank_of(fa), bank_of(fb)
+            bank, ba, bb = (_bank(x, rng) for x in (ftr, fa, fb))
 
             def knn(bk: torch.Tensor) -> Callable[[torch.Tensor], np.ndarray]:
                 return lambda fs: (1.0 - (fs @ bk.T).max(1).values).numpy()
@@ -546,32 +541,18 @@ def sfxoe(a: argparse.Namespace) -> None:
     _sfx_steps_driver(a, "sfxoe", extra)
 
 
-class _Gauss:
-    """One Gaussian over the CNN's unit step features, covariance shrunk toward its mean variance
-    (Ledoit-Wolf): a step's score is its Mahalanobis distance."""
-
-    def __init__(self, f: torch.Tensor):
-        x = f.double()
-        self.mu = x.mean(0)
-        z = x - self.mu
-        n, d = z.shape
-        cov = z.T @ z / n
-        m = float(torch.trace(cov)) / d
-        b2 = float(((z.square().T @ z.square()) / n - cov.square()).sum()) / n
-        d2 = float((cov - m * torch.eye(d, dtype=x.dtype)).square().sum())
-        rho = min(1.0, b2 / d2) if d2 > 0 else 1.0
-        self.prec = torch.linalg.inv((1 - rho) * cov + rho * m * torch.eye(d, dtype=x.dtype))
-
-    def __call__(self, f: torch.Tensor) -> np.ndarray:
-        z = f.double() - self.mu
-        return ((z @ self.prec) * z).sum(1).sqrt().numpy()
-
-
 def sfxgauss(a: argparse.Namespace) -> None:
     """The CNN's steps scored by their Mahalanobis distance to one shrunk Gaussian of the training steps
     (2026-12-05, twenty-fourth session), instead of / beside the nearest-neighbour distance."""
+    from streamad.models.frame_sfx import shrunk_gaussian
+
+    def gauss(f: torch.Tensor) -> Callable[[torch.Tensor], np.ndarray]:
+        """frame_sfx's sfx_gauss distance of steps, the Gaussian fitted on ``f``."""
+        mean, whiten = shrunk_gaussian(f.float())
+        return lambda fs: ((fs.float() - mean) @ whiten).norm(dim=1).numpy()
+
     def extra(row: dict, x: Any) -> None:
-        ga, gb, gall = _Gauss(x.fa), _Gauss(x.fb), _Gauss(x.ftr)
+        ga, gb, gall = gauss(x.fa), gauss(x.fb), gauss(x.ftr)
         x.added("gauss", *x.comp(np.r_[x.wmax(gb(x.fa), x.h), x.wmax(ga(x.fb), len(x.tr) - x.h)], gall))
 
     _sfx_steps_driver(a, "sfxgauss", extra)

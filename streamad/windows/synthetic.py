@@ -61,6 +61,13 @@ def synthetic_sound(rng: np.random.Generator, max_len: int, rate: float) -> np.n
     return x.astype(np.float32)
 
 
+def level_gain(sound: np.ndarray, background: np.ndarray, ebr_db: float) -> float:
+    """The gain that puts ``sound``'s RMS (over its own length) ``ebr_db`` dB from ``background``'s."""
+    bg = float(np.sqrt(np.mean(np.square(background, dtype=np.float64)) + 1e-12))
+    ev = float(np.sqrt(np.mean(np.square(sound, dtype=np.float64)) + 1e-20))
+    return bg / ev * 10 ** (ebr_db / 20)
+
+
 class SyntheticWindows(RowView):
     """``count`` rows, each a window of (N, samples) ``windows`` (drawn with replacement when
     ``count`` > N, else without) with one :func:`synthetic_sound` added. With ``lead`` > 0 (windows
@@ -95,8 +102,6 @@ class SyntheticWindows(RowView):
             rng = np.random.default_rng([self.seed, 1, int(row)])
             x = synthetic_sound(rng, n, self.rate)
             start = lead + int(rng.integers(0, n - len(x) + 1))
-            bg = float(np.sqrt(np.mean(np.square(out[r, lead:], dtype=np.float64)) + 1e-12))
-            ev = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
-            gain = bg / ev * 10 ** (rng.uniform(*self.ebr_db) / 20)
+            gain = level_gain(x, out[r, lead:], rng.uniform(*self.ebr_db))
             out[r, start:start + len(x)] += np.float32(gain) * x
         return out
