@@ -278,10 +278,10 @@ class Pipeline:
         def idle(k: StreamKey, st: StreamState) -> bool:
             return now - st.last_seen > idle_s or (self.silence(k, st) > idle_s and now - st.last_seen > wall_min)
 
-        gone = [k for k, st in self.streams.items() if idle(k, st)]
+        gone = {k for k, st in self.streams.items() if idle(k, st)}
         for k in gone:
             self.tally["dropped"] += self.kind.held(self.streams[k].buffer)
-        return len(gone), self.drop(lambda k, _st: k in set(gone)) if gone else []
+        return len(gone), self.drop(lambda k, _st: k in gone) if gone else []
 
     def drifts(self) -> dict[str, float]:
         """Per stream id: its normal-score drift (see streamad.daemon.drift)."""

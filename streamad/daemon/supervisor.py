@@ -12,7 +12,9 @@ The daemon's :class:`Supervisor` runs once per loop iteration (``Daemon.observe`
   up to ``kafka.embedded_restarts`` times; then :class:`DaemonExit` with code 4.
 * **restarted logs**: a partition whose high watermark is below the daemon's position (the log
   is shorter than what was read) or whose topic id changed (deleted and re-created) is read
-  again from its start, with one log line; its buffers and offsets are forgotten.
+  again from its start, once, with one log line; its buffers and offsets are forgotten. A
+  shorter log first refreshes the metadata, so a re-created topic restarts all its partitions
+  at once and is not restarted again by the client's next periodic refresh.
 * **a starved consumer**: records wait (lag > 0) yet none arrived for ``STALL_AFTER_S``: one warning
   line per ``STALL_AFTER_S`` (:class:`StallWatch`) — a broker that accepts records but no longer
   serves fetches (the embedded broker does that past ~30 000 batches per partition, see README),
@@ -235,7 +237,23 @@ class Supervisor:
 
     # -- restarted logs ---------------------------------------------------------------------
     def check_logs(self) -> None:
+        """Partitions whose log restarted are read again from their start, once.
+
+        A shorter log (end before our position) or a lost group commit says a partition restarted,
+        but not whether its whole topic was re-created: the metadata the client holds may be minutes
+        old (``metadata_max_age_ms``). So the metadata is refreshed first, then the topic ids compared:
+        a new id restarts every assigned partition of that topic now (also those whose new log has
+        already grown past our position), and the new id is remembered at once, so the client's next
+        periodic refresh does not restart them a second time (which read everything since again)."""
         c = self.d.consumer
+        suspects: dict[TopicPartition, str] = {}
+        for tp, hw, pos in self._positions(100):
+            if hw is not None and pos is not None and pos > hw:
+                suspects[tp] = f"its end ({hw}) is before the position ({pos})"
+        for tp in self.d.ledger.lost_commits():
+            suspects.setdefault(tp, "the group's committed offset is gone (the broker lost its state)")
+        if suspects:
+            self._refresh_metadata()
         restarted: dict[TopicPartition, str] = {}
         for topic in self.d.routes:
             tid = c._client.cluster.topic_id(topic)  # kafka-python 3.0.x keeps topic ids from metadata
@@ -245,16 +263,23 @@ class Supervisor:
             if old is not None and tid is not None and tid != old:
                 restarted.update({tp: "its topic was re-created (new topic id)" for tp in c.assignment()
                                   if tp.topic == topic})
-        for tp, hw, pos in self._positions(100):
-            if hw is not None and pos is not None and pos > hw and tp not in restarted:
-                restarted[tp] = f"its end ({hw}) is before the position ({pos})"
-        for tp in self.d.ledger.lost_commits():
-            restarted.setdefault(tp, "the group's committed offset is gone (the broker lost its state)")
+        for tp, why in suspects.items():
+            restarted.setdefault(tp, why)
         for tp, why in sorted(restarted.items()):
             log.warning("partition %s/%d: the log restarted (%s); reading it again from its start", tp.topic,
                         tp.partition, why)
             self.d.forget_partitions([tp])
             c.seek_to_beginning(tp)
+
+    def _refresh_metadata(self, timeout_s: float = 2.0) -> None:
+        """Fetch the cluster metadata now (topic ids included); waits at most ``timeout_s`` (the
+        client's own network thread sends the request and resolves the future)."""
+        fut = self.d.consumer._client.cluster.request_update()
+        end = time.monotonic() + timeout_s
+        while not fut.is_done and time.monotonic() < end:
+            time.sleep(0.005)
+        if not fut.succeeded():  # the ids stay as they were; a later refresh compares them
+            log.debug("metadata refresh did not finish: %s", fut.exception if fut.is_done else "timed out")
 
 
 STALL_AFTER_S = 60.0
