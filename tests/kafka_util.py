@@ -17,6 +17,11 @@ from streamad.io import kafka as kio
 from streamad.io.codecs import encode_audio
 
 
+def audio_chunks(stream_id, signal_, ts0, sr=16000, chunk=1600, dtype="int16"):
+    """(key, value, headers) records of a signal cut into ``chunk``-sample chunks (0.1 s at 16 kHz)."""
+    return [encode_audio(stream_id, signal_[i:i + chunk], sr, ts0 + i / sr, dtype) for i in range(0, len(signal_), chunk)]
+
+
 def produce_audio(bootstrap, topic, stream_id, signal_, sr, ts0, chunk_s=0.1, inject=None):
     """Publish a signal as chunks; ``inject`` = {chunk_index: (key, value, headers)} sent before that chunk."""
     prod = kio.producer(KafkaConfig(), bootstrap)

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from streamad.broker import EmbeddedBroker, api_versions_ok
-from streamad.io.codecs import encode_audio
 from streamad.io.files import load_audio
 from streamad.io.kafka import ensure_topics
 from tests import kafka_util as K
@@ -29,10 +28,6 @@ from tests import robust_util as R
 SR = 16000
 TS0 = 1_800_000_000.0
 pytestmark = pytest.mark.broker
-
-
-def _chunks(sid, sig, ts0):
-    return [encode_audio(sid, sig[i:i + SR // 10], SR, ts0 + i / SR) for i in range(0, len(sig), SR // 10)]
 
 
 def _topics(b, topic):
@@ -50,7 +45,7 @@ def test_a_restarted_broker_and_its_new_log_are_followed(tmp_path, unique, audio
     proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
     try:
         prod = R.fast_producer(broker.bootstrap)
-        R.send_all(prod, topic, _chunks("mic", sig[:half], TS0), partition=1)
+        R.send_all(prod, topic, K.audio_chunks("mic", sig[:half], TS0), partition=1)
         prod.close()
         first = K.expected_keys("mic", half, SR, TS0, SR, SR // 2)
         K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= first, proc=proc, log=log, timeout=120)
@@ -62,7 +57,7 @@ def test_a_restarted_broker_and_its_new_log_are_followed(tmp_path, unique, audio
         t_back = time.time()
         _topics(broker, topic)
         prod = R.fast_producer(broker.bootstrap)  # the producer carries on where it was
-        R.send_all(prod, topic, _chunks("mic", sig[half:], TS0 + half / SR), partition=1)
+        R.send_all(prod, topic, K.audio_chunks("mic", sig[half:], TS0 + half / SR), partition=1)
         prod.close()
         second = {k for k in K.expected_keys("mic", len(sig), SR, TS0, SR, SR // 2) - first
                   if int(k.split("@")[1]) >= int((TS0 + half / SR) * SR)}
@@ -112,7 +107,7 @@ def test_no_broker_exits_3_and_replay_waits_for_it(tmp_path, unique, audio_model
     assert lines[-1].startswith("streamad: error: no broker reachable for") and "kafka.broker_timeout_s" in lines[-1]
     assert 8 <= waited < 60 and sum("broker unreachable" in x for x in lines) == 1
     assert "Traceback" not in err and "broker unreachable" in err
-    assert n == len(_chunks("late", load_audio(heldout_ambient[0], SR), TS0))  # every chunk, none lost
+    assert n == len(K.audio_chunks("late", load_audio(heldout_ambient[0], SR), TS0))  # every chunk, none lost
 
 
 def _embedded_port(log):
@@ -135,7 +130,7 @@ def test_the_embedded_broker_is_restarted_then_the_daemon_exits_4(tmp_path, uniq
         K.wait_for(lambda: pid not in R.children(proc.pid) and not os.path.exists(f"/proc/{pid}"), timeout=10)
         K.wait_for(lambda: len(R.children(proc.pid)) == 1, timeout=30)  # a new broker, the old one reaped
         prod = R.fast_producer(bootstrap)
-        R.send_all(prod, topic, _chunks("mic", sig, TS0), partition=0)
+        R.send_all(prod, topic, K.audio_chunks("mic", sig, TS0), partition=0)
         prod.close()
         keys = K.expected_keys("mic", len(sig), SR, TS0, SR, SR // 2)
         K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= keys, proc=proc, log=log, timeout=120)

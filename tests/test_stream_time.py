@@ -30,10 +30,6 @@ TS0 = 1_800_000_000.0
 pytestmark = pytest.mark.broker
 
 
-def _chunks(sid, sig, ts0, chunk=SR // 10, dtype="int16"):
-    return [encode_audio(sid, sig[i:i + chunk], SR, ts0 + i / SR, dtype) for i in range(0, len(sig), chunk)]
-
-
 def _offline(model, sid, sig, ts0):
     wire = (np.round(np.clip(sig, -1, 1) * 32767) / 32768).astype(np.float32)
     scores, _ = model.score(frame_windows(wire, SR, SR // 2))
@@ -60,10 +56,10 @@ def test_forged_timestamps_and_clock_steps_do_not_blind_a_stream(broker, tmp_pat
                   **_offline(model, "clock", clock[half:], TS0 + 3600 + 5)[0]}
     forged = encode_audio("door", np.full(SR // 10, 0.5, np.float32), SR, TS0 + 1e6)  # 11 days ahead
     hot = encode_audio("hot", np.full(SR, 1e30, np.float32), SR, TS0, "float32")
-    door_chunks = _chunks("door", door, TS0)
+    door_chunks = K.audio_chunks("door", door, TS0)
     part1 = door_chunks[:20] + [forged] + door_chunks[20:25]
-    part2 = door_chunks[25:] + _chunks("clock", clock[:half], TS0 + 7200) + \
-        _chunks("clock", clock[half:], TS0 + 3600 + 5) + [hot]
+    part2 = door_chunks[25:] + K.audio_chunks("clock", clock[:half], TS0 + 7200) + \
+        K.audio_chunks("clock", clock[half:], TS0 + 3600 + 5) + [hot]
     prod = R.fast_producer(broker.bootstrap)
     meta = R.send_all(prod, topic, part1, partition=0)
     log, slog = tmp_path / "daemon.log", tmp_path / "scores.jsonl"

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from kafka import KafkaAdminClient
 
-from streamad.io.codecs import encode_audio
 from streamad.io.files import load_audio
 from streamad.io.kafka import ensure_topics
 from tests import kafka_util as K
@@ -27,10 +26,6 @@ SR = 16000
 TS0, TS1 = 1_800_000_000.0, 1_800_000_500.0
 pytestmark = pytest.mark.broker
 METADATA_AGE_MS = 6000  # the client's periodic metadata refresh, short so that the test sees one
-
-
-def _chunks(sid, sig, ts0):
-    return [encode_audio(sid, sig[i:i + SR // 10], SR, ts0 + i / SR) for i in range(0, len(sig), SR // 10)]
 
 
 def _restart_lines(text: str, topic: str) -> Counter:
@@ -50,8 +45,8 @@ def test_a_recreated_topic_is_read_again_once_in_all_its_partitions(tmp_path, br
     proc = K.start_daemon(cfg, broker.bootstrap, slog, log)
     try:
         prod = R.fast_producer(broker.bootstrap)
-        R.send_all(prod, topic, _chunks("a", long_, TS0), partition=1)  # 200 records
-        R.send_all(prod, topic, _chunks("c", sig[:int(1.5 * SR)], TS0), partition=0)  # 15 records
+        R.send_all(prod, topic, K.audio_chunks("a", long_, TS0), partition=1)  # 200 records
+        R.send_all(prod, topic, K.audio_chunks("c", sig[:int(1.5 * SR)], TS0), partition=0)  # 15 records
         first = K.expected_keys("a", len(long_), SR, TS0, SR, SR // 2) | \
             K.expected_keys("c", int(1.5 * SR), SR, TS0, SR, SR // 2)
         K.wait_for(lambda: {s["key"] for s in K.scored(slog)} >= first, proc=proc, log=log, timeout=120)
@@ -61,8 +56,8 @@ def test_a_recreated_topic_is_read_again_once_in_all_its_partitions(tmp_path, br
         ensure_topics(broker.bootstrap, [topic], 2)
         # the new log of partition 1 is shorter than the daemon's position there (50 < 200 records);
         # partition 0's is longer (50 > 15): only the topic id tells the daemon to read it from its start
-        R.send_all(prod, topic, _chunks("b", short, TS1), partition=1)
-        R.send_all(prod, topic, _chunks("d", short, TS1), partition=0)
+        R.send_all(prod, topic, K.audio_chunks("b", short, TS1), partition=1)
+        R.send_all(prod, topic, K.audio_chunks("d", short, TS1), partition=0)
         prod.close()
         second = K.expected_keys("b", len(short), SR, TS1, SR, SR // 2) | \
             K.expected_keys("d", len(short), SR, TS1, SR, SR // 2)
